@@ -1,0 +1,53 @@
+/* The one safetensors reader and writer: a checkpoint's shards, mmap'ed and validated. */
+#ifndef KNE_SAFETENSORS_H
+#define KNE_SAFETENSORS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "kne.h"
+
+enum { KNE_ST_F32 = 1, KNE_ST_F16 = 2, KNE_ST_BF16 = 3 }; /* same values as KNE_DTYPE_* */
+#define KNE_ST_MAX_DIMS 8
+
+typedef struct kne_st_tensor {
+    const char *name;            /* owned by the set */
+    int dtype;                   /* KNE_ST_* */
+    int ndim;
+    int64_t shape[KNE_ST_MAX_DIMS];
+    int64_t numel;
+    const void *data;            /* inside the mmap'ed file, read-only */
+    size_t nbytes;
+    int shard;                   /* index of the file it lives in */
+} kne_st_tensor;
+
+typedef struct kne_st_set kne_st_set;
+
+/* Opens a checkpoint directory: model.safetensors.index.json (sharded) if present,
+   else every *.safetensors file in it (usually one model.safetensors). Every file is
+   mmap'ed read-only and fully validated before return: header length inside the file,
+   header valid JSON, dtype F32/F16/BF16 (else KNE_ERR_DTYPE naming the tensor), offsets
+   inside the data area, not overlapping, byte size = numel x dtype size, no duplicate
+   names across shards, index.json entries that name existing tensors in the named file.
+   Errors: KNE_ERR_NOT_FOUND, KNE_ERR_IO, KNE_ERR_FORMAT, KNE_ERR_DTYPE. *out caller-owned. */
+kne_status kne_st_open_dir(kne_st_set **out, const char *dir);
+/* Opens one .safetensors file (same checks). */
+kne_status kne_st_open_file(kne_st_set **out, const char *path);
+void kne_st_close(kne_st_set *set); /* NULL-safe; unmaps */
+size_t kne_st_count(const kne_st_set *set);
+const kne_st_tensor *kne_st_at(const kne_st_set *set, size_t i);
+const kne_st_tensor *kne_st_find(const kne_st_set *set, const char *name); /* NULL if absent */
+/* Drops the tensor's pages from memory (madvise DONTNEED) once it has been converted,
+   so that loading never holds the mmap'ed file and the converted weights at once. */
+void kne_st_release(const kne_st_set *set, const kne_st_tensor *t);
+
+/* Writing: one file with the given tensors (data in the stated dtype, row-major),
+   metadata {"format": "pt"}. Written to path + ".tmp" and renamed. */
+typedef struct kne_st_out {
+    const char *name;
+    int dtype;                   /* KNE_ST_* */
+    int ndim;
+    int64_t shape[KNE_ST_MAX_DIMS];
+    const void *data;
+} kne_st_out;
+kne_status kne_st_write_file(const char *path, const kne_st_out *tensors, size_t n);
+size_t kne_st_dtype_size(int dtype); /* 4, 2, 2; 0 for unknown */
+#endif
