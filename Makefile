@@ -75,12 +75,12 @@ $(B)/obj/lib/%.o: lib/%.c $(wildcard include/*.h lib/*.h shim/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
-$(B)/obj/shim/%.o: shim/%.cpp $(wildcard shim/*.h)
+$(B)/obj/shim/%.o: shim/%.cpp $(wildcard shim/*.h shim/*.hpp)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_SHIM) -c $< -o $@
 
 $(LIBREAL): $(LIB_OBJ) $(SHIM_OBJ) lib/exports.map
-	$(CXX) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/exports.map $(SANFLAGS) \
+	$(CXX) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/exports.map -Wl,--no-undefined $(SANFLAGS) \
 	    -o $@ $(LIB_OBJ) $(SHIM_OBJ) $(LIBS)
 
 $(B)/libkne.so: $(LIBREAL)
@@ -94,7 +94,7 @@ $(B)/kne: $(CLI_SRC) $(B)/libkne.so $(wildcard cli/*.h)
 tests: $(TEST_BIN)
 $(B)/test/%: test/%.c test/test.h $(B)/libkne.so
 	@mkdir -p $(dir $@)
-	$(CC) $(PROG_CFLAGS) -Ilib -Ishim $< -o $@ $(PROG_LDFLAGS) $(TEST_EXTRA_LIBS)
+	$(CC) $(PROG_CFLAGS) -Ilib -Ishim $(shell pkg-config --cflags json-c) $< -o $@ $(PROG_LDFLAGS) -ljson-c
 
 bench: $(BENCH_BIN)
 $(B)/bench/%: bench/%.c $(B)/libkne.so

@@ -21,9 +21,14 @@ void kne_clear_error(void) { tls_message[0] = '\0'; }
 
 void kne_error_prefix(const char *what)
 {
-    char tmp[KNE_ERR_CAP];
-    snprintf(tmp, sizeof tmp, "%s: %s", what, tls_message);
-    memcpy(tls_message, tmp, sizeof tmp);
+    size_t wl = strlen(what), ml = strlen(tls_message);
+    if (wl + 3 >= KNE_ERR_CAP) return;
+    if (wl + 2 + ml >= KNE_ERR_CAP) ml = KNE_ERR_CAP - wl - 3;
+    memmove(tls_message + wl + 2, tls_message, ml);
+    memcpy(tls_message, what, wl);
+    tls_message[wl] = ':';
+    tls_message[wl + 1] = ' ';
+    tls_message[wl + 2 + ml] = '\0';
 }
 
 KNE_API const char *kne_last_error(void) { return tls_message; }

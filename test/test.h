@@ -21,18 +21,18 @@ static int test_passed, test_failed;
             (int)got_, kne_status_str(got_), (int)(want), kne_last_error()); } } while (0)
 
 /* Path of ../shared (KNE_SHARED overrides). */
-static const char *test_shared(void)
+static inline const char *test_shared(void)
 {
     const char *s = getenv("KNE_SHARED");
     return s && *s ? s : "../shared";
 }
 
-static void test_path(char *buf, size_t cap, const char *rel)
+static inline void test_path(char *buf, size_t cap, const char *rel)
 {
     snprintf(buf, cap, "%s/%s", test_shared(), rel);
 }
 
-static int test_summary(const char *name)
+static inline int test_summary(const char *name)
 {
     printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);
     return test_failed ? 1 : 0;
