@@ -89,7 +89,7 @@ $(B)/libkne.so: $(LIBREAL)
 
 cli: $(B)/kne
 $(B)/kne: $(CLI_SRC) $(B)/libkne.so $(wildcard cli/*.h)
-	$(CC) $(PROG_CFLAGS) -Icli $(CLI_SRC) -o $@ $(PROG_LDFLAGS)
+	$(CC) $(PROG_CFLAGS) -Icli $(shell pkg-config --cflags json-c) $(CLI_SRC) -o $@ $(PROG_LDFLAGS) -ljson-c
 
 tests: $(TEST_BIN)
 $(B)/test/%: test/%.c test/test.h $(B)/libkne.so

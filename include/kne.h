@@ -281,6 +281,12 @@ KNE_API kne_status kne_ensemble_save(const kne_ensemble *ens, const char *path);
 /* Reads an ensemble saved by kne_ensemble_save and checks it against model
    (KNE_ERR_MISMATCH when it was made for another model). *out caller-owned. */
 KNE_API kne_status kne_ensemble_load(kne_ensemble **out, const kne_model *model, const char *path);
+/* Builds an ensemble by hand from rows (any order, duplicates ignored) of one
+   (layer, module) of model, e.g. every row of a layer for plain fine-tuning.
+   *out caller-owned. Returns KNE_OK, KNE_ERR_INVALID_ARG (bad layer, module or row),
+   KNE_ERR_UNSUPPORTED (a module the architecture lacks). */
+KNE_API kne_status kne_ensemble_from_rows(kne_ensemble **out, const kne_model *model, int32_t layer,
+                                          uint32_t module, const int32_t *rows, size_t n_rows);
 /* Union of two ensembles of the same model. *out caller-owned; a and b unchanged. */
 KNE_API kne_status kne_ensemble_merge(kne_ensemble **out, const kne_ensemble *a, const kne_ensemble *b);
 
