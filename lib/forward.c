@@ -186,6 +186,7 @@ kt_tensor *kne_forward_graph(const kne_model *m, kt_arena *a, const kne_fwd *f)
     rope_prepare(m, a, T, &r);
     for (int l = f->layer_begin; l < m->cfg.n_layer; l++) {
         if (l == f->layer_stop) return x;
+        if (f->residuals) f->residuals[l] = x;
         x = block(m, a, f, l, x, &r, B, T);
     }
     if (f->positions) x = kt_index_select(a, x, 1, f->positions);

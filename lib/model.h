@@ -46,6 +46,7 @@ typedef struct kne_fwd {
     kt_tensor *x_in;             /* residual stream entering layer_begin, [B, T, E]; NULL: embeddings */
     int layer_stop;              /* >= 0: stop before this layer and return the residual stream */
     kt_tensor *positions;        /* optional int64 [P]: logits only at these positions */
+    kt_tensor **residuals;       /* optional [n_layer]: receives the stream entering each layer run */
     kne_linear_hook hook;        /* optional */
     void *hook_ctx;
 } kne_fwd;

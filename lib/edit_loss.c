@@ -1,0 +1,91 @@
+/* The editing objective: target NLL and locality terms. */
+#include "edit_loss.h"
+#include "error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Pads encoded sequences to [n, T] and returns the ids tensor; *T_out gets T. */
+static kt_tensor *pad_batch(const kne_model *m, kt_arena *a, int32_t *const *seqs, const size_t *lens, size_t n,
+                            int64_t *T_out)
+{
+    size_t T = 0;
+    for (size_t i = 0; i < n; i++)
+        if (lens[i] > T) T = lens[i];
+    int32_t *buf = calloc(n * T, sizeof(int32_t));
+    if (!buf) {
+        kt_arena_fail(a, KNE_ERR_OUT_OF_MEMORY, "edit batch: out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) memcpy(buf + i * T, seqs[i], sizeof(int32_t) * lens[i]);
+    kt_tensor *t = kne_ids_tensor(m, a, buf, (int64_t)n, (int64_t)T);
+    free(buf);
+    *T_out = (int64_t)T;
+    return t;
+}
+
+kne_status kne_edit_loss_init(kne_edit_loss *L, const kne_model *m, kt_arena *a, const kne_fact *facts, size_t n_facts,
+                              const kne_enc_fact *ef, const kne_edit_params *p)
+{
+    memset(L, 0, sizeof *L);
+    L->m = m;
+    L->p = p;
+    int32_t **seqs = malloc(sizeof(int32_t *) * n_facts);
+    size_t *lens = malloc(sizeof(size_t) * n_facts), n_tok = 0;
+    if (!seqs || !lens) {
+        free(seqs);
+        free(lens);
+        return kne_fail(KNE_ERR_OUT_OF_MEMORY, "kne_apply: out of memory");
+    }
+    for (size_t i = 0; i < n_facts; i++) {
+        seqs[i] = ef[i].ids;
+        lens[i] = ef[i].n_ids;
+        n_tok += ef[i].n_tgt;
+    }
+    int64_t T = 0;
+    L->ids = pad_batch(m, a, seqs, lens, n_facts, &T);
+    int64_t *pos = malloc(sizeof(int64_t) * n_tok * 2);
+    float *w = malloc(sizeof(float) * n_tok);
+    if (pos && w) {
+        size_t k = 0;
+        for (size_t i = 0; i < n_facts; i++)
+            for (size_t j = 0; j < ef[i].n_tgt; j++, k++) {
+                pos[k] = (int64_t)i * T + (int64_t)(ef[i].tgt_begin + j);
+                pos[n_tok + k] = ef[i].tgt[j];
+                w[k] = (float)(1.0 / ((double)ef[i].n_tgt * (double)n_facts));
+            }
+        int64_t N = (int64_t)n_tok;
+        L->flat_pos = kt_from_data(a, pos, KT_I64, 1, &N, m->device, KT_I64);
+        L->tgt = kt_from_data(a, pos + n_tok, KT_I64, 2, (int64_t[]){N, 1}, m->device, KT_I64);
+        L->weight = kt_from_data(a, w, KT_F32, 1, &N, m->device, KT_F32);
+    } else {
+        kt_arena_fail(a, KNE_ERR_OUT_OF_MEMORY, "kne_apply: out of memory");
+    }
+    free(pos);
+    free(w);
+    free(seqs);
+    free(lens);
+    (void)facts;
+    return kt_arena_report(a, "kne_apply");
+}
+
+kt_tensor *kne_edit_loss_eval(const kne_edit_loss *L, kt_arena *a, kne_linear_hook hook, void *hook_ctx,
+                              double *target_nll)
+{
+    const kne_model *m = L->m;
+    kne_fwd f = {0};
+    f.ids = L->ids;
+    f.layer_stop = -1;
+    f.hook = hook;
+    f.hook_ctx = hook_ctx;
+    kt_tensor *logits = kne_forward_graph(m, a, &f);
+    int64_t V = m->cfg.n_vocab;
+    kt_tensor *flat = kt_reshape(a, logits, 2, (int64_t[]){-1, V});
+    kt_tensor *lp = kt_log_softmax(a, kt_index_select(a, flat, 0, L->flat_pos), -1);
+    kt_tensor *nll = kt_neg(a, kt_reshape(a, kt_gather(a, lp, 1, L->tgt), 1, (int64_t[]){-1}));
+    kt_tensor *loss = kt_sum(a, kt_mul(a, nll, L->weight));
+    *target_nll = kt_item(a, loss);
+    return loss;
+}
+
+void kne_edit_loss_finish(kne_edit_loss *L) { (void)L; }
