@@ -24,6 +24,8 @@ void tok_bpe_free(tok_bpe *bpe)
 {
     tok_strmap_free(&bpe->vocab);
     tok_pairmap_free(&bpe->merges);
+    tok_pairmap_free(&bpe->joinable);
+    free(bpe->char_ids);
     free(bpe->prefix);
     free(bpe->suffix);
     tok_bpe_init(bpe);
@@ -145,7 +147,7 @@ kne_status tok_bpe_from_json(tok_bpe *bpe, const json_object *model)
             return kne_fail(KNE_ERR_FORMAT, "tokenizer.json: unk_token '%s' is not in the vocabulary", unk);
     }
     find_byte_tokens(bpe);
-    return KNE_OK;
+    return tok_bpe_finish_load(bpe);
 }
 
 /* GPT-2's original files: vocab.json (token -> id) and merges.txt ("#version" line,
@@ -185,8 +187,96 @@ kne_status tok_bpe_from_files(tok_bpe *bpe, const char *vocab_path, const char *
     free(line);
     if (s == KNE_OK && ferror(f)) s = kne_fail(KNE_ERR_IO, "%s: read error", merges_path);
     fclose(f);
-    if (s == KNE_OK) find_byte_tokens(bpe);
+    if (s == KNE_OK) {
+        find_byte_tokens(bpe);
+        s = tok_bpe_finish_load(bpe);
+    }
     return s;
+}
+
+
+/* ------------------------------------------------------- word splitting */
+
+/* Whether token id can be an initial symbol of a word: one character (with the
+   subword prefix or suffix), a <0xXX> byte token or <unk>. */
+static int can_be_initial(const tok_bpe *bpe, const char *s, size_t n, int32_t id)
+{
+    if (id == bpe->unk_id) return 1;
+    for (int b = 0; b < 256; b++) if (bpe->byte_ids[b] == id) return 1;
+    if (bpe->prefix_len && n > bpe->prefix_len && memcmp(s, bpe->prefix, bpe->prefix_len) == 0) {
+        s += bpe->prefix_len;
+        n -= bpe->prefix_len;
+    }
+    if (bpe->suffix_len && n > bpe->suffix_len && memcmp(s + n - bpe->suffix_len, bpe->suffix, bpe->suffix_len) == 0)
+        n -= bpe->suffix_len;
+    uint32_t cp;
+    return n > 0 && tok_utf8_next(s, n, &cp) == n;
+}
+
+/* BPE on a long word costs O(n log n) in one big heap; Llama (no pre-tokenizer)
+   makes a whole text one word. A word can be cut exactly between initial symbols
+   x, y when no merge can ever join something ending in x to something starting
+   with y. first[t]/last[t] are the first/last initial symbols of token t; they are
+   unique when no initial-able token is also made by a merge and all merges that make
+   a token agree. Then a merge (A, B) can join across (x, y) only if
+   x = last[A] and y = first[B], the pairs stored in joinable. If a premise fails,
+   words are never cut (split_words = 0), which is always exact. */
+kne_status tok_bpe_finish_load(tok_bpe *bpe)
+{
+    const tok_strmap *v = &bpe->vocab;
+    const tok_pairmap *m = &bpe->merges;
+    int32_t n_ids = 0;
+    for (size_t i = 0; i < v->n; i++) if (v->entries[i].id >= n_ids) n_ids = v->entries[i].id + 1;
+    int32_t *first = malloc((size_t)(n_ids ? n_ids : 1) * sizeof *first);
+    int32_t *last = malloc((size_t)(n_ids ? n_ids : 1) * sizeof *last);
+    char *made = calloc((size_t)(n_ids ? n_ids : 1), 1);
+    kne_status st = KNE_OK;
+    int ok = 1;
+    if (!first || !last || !made) { st = oom(); goto done; }
+    for (int32_t i = 0; i < n_ids; i++) first[i] = last[i] = -1;
+    for (size_t i = 0; i <= m->mask; i++)
+        if (m->slots[i].key != UINT64_MAX) made[(int32_t)(uint32_t)m->slots[i].val] = 1;
+    for (size_t i = 0; i < v->n && ok; i++) {
+        int32_t id = v->entries[i].id;
+        if (!made[id]) { first[id] = last[id] = id; continue; }
+        if (can_be_initial(bpe, v->arena.p + v->entries[i].off, v->entries[i].len, id)) ok = 0;
+    }
+    /* propagate through merges until nothing changes (depth of the longest token) */
+    for (int changed = 1; changed && ok;) {
+        changed = 0;
+        for (size_t i = 0; i <= m->mask && ok; i++) {
+            if (m->slots[i].key == UINT64_MAX) continue;
+            int32_t a = (int32_t)(m->slots[i].key >> 32), b = (int32_t)(uint32_t)m->slots[i].key;
+            int32_t c = (int32_t)(uint32_t)m->slots[i].val;
+            if (first[a] < 0 || last[b] < 0) continue;
+            if (first[c] < 0) { first[c] = first[a]; last[c] = last[b]; changed = 1; }
+            else if (first[c] != first[a] || last[c] != last[b]) ok = 0;
+        }
+    }
+    if (ok && tok_pairmap_init(&bpe->joinable, m->n)) { st = oom(); goto done; }
+    for (size_t i = 0; i <= m->mask && ok; i++) {
+        if (m->slots[i].key == UINT64_MAX) continue;
+        int32_t a = (int32_t)(m->slots[i].key >> 32), b = (int32_t)(uint32_t)m->slots[i].key;
+        if (last[a] < 0 || first[b] < 0) ok = 0; /* a merge of tokens no word can build */
+        else tok_pairmap_put(&bpe->joinable, last[a], first[b], 0, 0);
+    }
+    bpe->split_words = ok;
+    /* one-character lookups by table (the common case: no prefix or suffix) */
+    if (!bpe->prefix_len && !bpe->suffix_len) {
+        if (!(bpe->char_ids = malloc(0x10000 * sizeof *bpe->char_ids))) { st = oom(); goto done; }
+        for (uint32_t cp = 0; cp < 0x10000; cp++) bpe->char_ids[cp] = -1;
+        for (size_t i = 0; i < v->n; i++) {
+            const char *t = v->arena.p + v->entries[i].off;
+            size_t n = v->entries[i].len;
+            uint32_t cp;
+            if (n > 0 && n <= 3 && tok_utf8_next(t, n, &cp) == n && cp < 0x10000) bpe->char_ids[cp] = v->entries[i].id;
+        }
+    }
+done:
+    free(first);
+    free(last);
+    free(made);
+    return st;
 }
 
 /* ------------------------------------------------------------------ encode */
@@ -249,12 +339,13 @@ static int sym_push(tok_ctx *ctx, size_t *n, int32_t id, uint32_t len)
 }
 
 /* Looks up one character of the word, with the subword prefix/suffix HF adds. */
-static int32_t lookup_char(tok_ctx *ctx, const tok_bpe *bpe, const char *c, size_t n, int first, int last,
-                           const char **key, size_t *key_len)
+static int32_t lookup_char(tok_ctx *ctx, const tok_bpe *bpe, const char *c, size_t n, uint32_t cp,
+                           int first, int last, const char **key, size_t *key_len)
 {
     int pre = !first && bpe->prefix_len, suf = last && bpe->suffix_len;
     *key = c;
     *key_len = n;
+    if (bpe->char_ids && cp < 0x10000) return bpe->char_ids[cp];
     if (!pre && !suf) return tok_strmap_get(&bpe->vocab, c, n);
     tok_buf *b = &ctx->scratch;
     b->n = 0;
@@ -278,7 +369,7 @@ static kne_status initial_symbols(tok_ctx *ctx, const tok_bpe *bpe, const char *
         size_t len = tok_utf8_next(w + i, n - i, &cp);
         const char *key;
         size_t key_len;
-        int32_t id = lookup_char(ctx, bpe, w + i, len, i == 0, i + len == n, &key, &key_len);
+        int32_t id = lookup_char(ctx, bpe, w + i, len, cp, i == 0, i + len == n, &key, &key_len);
         if (id == -2) return oom();
         if (id >= 0) {
             if (have_unk) {
@@ -314,21 +405,57 @@ static kne_status initial_symbols(tok_ctx *ctx, const tok_bpe *bpe, const char *
     return KNE_OK;
 }
 
-kne_status tok_bpe_encode(tok_ctx *ctx, const char *w, size_t n, tok_ids *out)
+/* Short words: the same order found by scanning. HF's heap applies, at each step,
+   the valid pair with the lowest (rank, position) (a stale entry never passes its
+   validity check with a wrong rank: a pair at a position that still yields the same
+   token is the same pair), so picking that pair directly is the same algorithm. */
+#ifndef SCAN_MAX
+#define SCAN_MAX 48 /* overridable to test the heap path alone */
+#endif
+static void merge_scan(tok_sym *s, const tok_bpe *bpe, size_t begin, size_t end)
 {
-    const tok_bpe *bpe = &ctx->tok->bpe;
-    if (n == 0) return KNE_OK;
-    if (bpe->ignore_merges) {
-        int32_t id = tok_strmap_get(&bpe->vocab, w, n);
-        if (id >= 0) return tok_ids_push(out, id) ? oom() : KNE_OK;
+    int32_t ids[SCAN_MAX], made[SCAN_MAX];
+    uint32_t ranks[SCAN_MAX];
+    size_t n = end - begin;
+    for (size_t i = 0; i < n; i++) ids[i] = s[begin + i].id;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!tok_pairmap_get(&bpe->merges, ids[i], ids[i + 1], &ranks[i], &made[i])) ranks[i] = UINT32_MAX;
+    while (n > 1) {
+        size_t best = 0;
+        for (size_t i = 1; i + 1 < n; i++)
+            if (ranks[i] < ranks[best]) best = i;
+        if (ranks[best] == UINT32_MAX) break;
+        ids[best] = made[best];
+        n--;
+        for (size_t i = best + 1; i < n; i++) {
+            ids[i] = ids[i + 1];
+            ranks[i] = ranks[i + 1];
+            made[i] = made[i + 1];
+        }
+        if (best > 0 && !tok_pairmap_get(&bpe->merges, ids[best - 1], ids[best], &ranks[best - 1], &made[best - 1]))
+            ranks[best - 1] = UINT32_MAX;
+        if (best + 1 < n && !tok_pairmap_get(&bpe->merges, ids[best], ids[best + 1], &ranks[best], &made[best]))
+            ranks[best] = UINT32_MAX;
     }
-    size_t n_syms = 0;
-    KNE_TRY(initial_symbols(ctx, bpe, w, n, &n_syms));
+    for (size_t i = 0; i < end - begin; i++) {
+        s[begin + i].id = i < n ? ids[i] : -1;
+        s[begin + i].len = i < n;
+    }
+}
+
+/* HF Word::merge_all on symbols [begin, end): lowest (rank, position) merge first;
+   stale heap entries are skipped. */
+static kne_status merge_range(tok_ctx *ctx, const tok_bpe *bpe, size_t begin, size_t end)
+{
     tok_sym *s = ctx->syms;
+    if (end - begin <= SCAN_MAX) {
+        merge_scan(s, bpe, begin, end);
+        return KNE_OK;
+    }
     size_t n_heap = 0;
     uint32_t rank;
     int32_t new_id;
-    for (size_t i = 0; i + 1 < n_syms; i++)
+    for (size_t i = begin; i + 1 < end; i++)
         if (tok_pairmap_get(&bpe->merges, s[i].id, s[i + 1].id, &rank, &new_id) &&
             heap_push(ctx, &n_heap, (tok_merge){ rank, (uint32_t)i, new_id }))
             return oom();
@@ -338,7 +465,6 @@ kne_status tok_bpe_encode(tok_ctx *ctx, const char *w, size_t n, tok_ids *out)
         if (cur->len == 0 || cur->next < 0) continue;
         int32_t right_pos = cur->next;
         tok_sym right = s[right_pos];
-        /* stale entry: the pair at this position changed since it was queued */
         if (!tok_pairmap_get(&bpe->merges, cur->id, right.id, &rank, &new_id) || new_id != top.new_id) continue;
         cur->id = top.new_id;
         cur->len += right.len;
@@ -352,6 +478,32 @@ kne_status tok_bpe_encode(tok_ctx *ctx, const char *w, size_t n, tok_ids *out)
             heap_push(ctx, &n_heap, (tok_merge){ rank, top.pos, new_id }))
             return oom();
     }
+    return KNE_OK;
+}
+
+kne_status tok_bpe_encode(tok_ctx *ctx, const char *w, size_t n, tok_ids *out)
+{
+    const tok_bpe *bpe = &ctx->tok->bpe;
+    if (n == 0) return KNE_OK;
+    if (bpe->ignore_merges) {
+        int32_t id = tok_strmap_get(&bpe->vocab, w, n);
+        if (id >= 0) return tok_ids_push(out, id) ? oom() : KNE_OK;
+    }
+    size_t n_syms = 0;
+    KNE_TRY(initial_symbols(ctx, bpe, w, n, &n_syms));
+    tok_sym *s = ctx->syms;
+    size_t begin = 0;
+    uint32_t rank;
+    int32_t unused;
+    for (size_t i = 0; i + 1 < n_syms; i++) {
+        /* cut where no merge can ever join across: the pieces merge independently */
+        if (!bpe->split_words || tok_pairmap_get(&bpe->joinable, s[i].id, s[i + 1].id, &rank, &unused)) continue;
+        s[i].next = -1;
+        s[i + 1].prev = -1;
+        KNE_TRY(merge_range(ctx, bpe, begin, i + 1));
+        begin = i + 1;
+    }
+    KNE_TRY(merge_range(ctx, bpe, begin, n_syms));
     for (size_t i = 0; i < n_syms; i++)
         if (s[i].len && tok_ids_push(out, s[i].id)) return oom();
     return KNE_OK;

@@ -123,11 +123,10 @@ static size_t pair_slot(uint64_t k)
 int tok_pairmap_init(tok_pairmap *m, size_t expected)
 {
     size_t slots = pow2_at_least(expected * 2 + 1);
-    m->keys = malloc(slots * sizeof *m->keys);
-    m->vals = malloc(slots * sizeof *m->vals);
+    m->slots = malloc(slots * sizeof *m->slots);
     m->n = 0;
-    if (!m->keys || !m->vals) { tok_pairmap_free(m); return -1; }
-    for (size_t i = 0; i < slots; i++) m->keys[i] = PAIR_EMPTY;
+    if (!m->slots) return -1;
+    for (size_t i = 0; i < slots; i++) m->slots[i].key = PAIR_EMPTY;
     m->mask = slots - 1;
     return 0;
 }
@@ -138,21 +137,21 @@ void tok_pairmap_put(tok_pairmap *m, int32_t a, int32_t b, uint32_t rank, int32_
 {
     uint64_t k = pair_key(a, b);
     size_t i = pair_slot(k) & m->mask;
-    while (m->keys[i] != PAIR_EMPTY && m->keys[i] != k) i = (i + 1) & m->mask;
-    if (m->keys[i] == PAIR_EMPTY) m->n++;
-    m->keys[i] = k;
-    m->vals[i] = ((uint64_t)rank << 32) | (uint32_t)new_id;
+    while (m->slots[i].key != PAIR_EMPTY && m->slots[i].key != k) i = (i + 1) & m->mask;
+    if (m->slots[i].key == PAIR_EMPTY) m->n++;
+    m->slots[i].key = k;
+    m->slots[i].val = ((uint64_t)rank << 32) | (uint32_t)new_id;
 }
 
 int tok_pairmap_get(const tok_pairmap *m, int32_t a, int32_t b, uint32_t *rank, int32_t *new_id)
 {
-    if (!m->keys) return 0;
+    if (!m->slots) return 0;
     uint64_t k = pair_key(a, b);
     size_t i = pair_slot(k) & m->mask;
-    while (m->keys[i] != PAIR_EMPTY) {
-        if (m->keys[i] == k) {
-            *rank = (uint32_t)(m->vals[i] >> 32);
-            *new_id = (int32_t)(uint32_t)m->vals[i];
+    while (m->slots[i].key != PAIR_EMPTY) {
+        if (m->slots[i].key == k) {
+            *rank = (uint32_t)(m->slots[i].val >> 32);
+            *new_id = (int32_t)(uint32_t)m->slots[i].val;
             return 1;
         }
         i = (i + 1) & m->mask;
@@ -162,7 +161,6 @@ int tok_pairmap_get(const tok_pairmap *m, int32_t a, int32_t b, uint32_t *rank, 
 
 void tok_pairmap_free(tok_pairmap *m)
 {
-    free(m->keys);
-    free(m->vals);
+    free(m->slots);
     memset(m, 0, sizeof *m);
 }

@@ -65,7 +65,9 @@ int32_t tok_strmap_get(const tok_strmap *m, const char *s, size_t n);   /* -1 if
 void tok_strmap_free(tok_strmap *m);
 
 /* (id, id) -> (rank, new id) hash map for BPE merges. */
-typedef struct tok_pairmap { uint64_t *keys; uint64_t *vals; size_t mask, n; } tok_pairmap;
+/* key and value side by side: one cache line per probe */
+typedef struct tok_pair_slot { uint64_t key, val; } tok_pair_slot;
+typedef struct tok_pairmap { tok_pair_slot *slots; size_t mask, n; } tok_pairmap;
 int tok_pairmap_init(tok_pairmap *m, size_t expected);
 void tok_pairmap_put(tok_pairmap *m, int32_t a, int32_t b, uint32_t rank, int32_t new_id);
 /* Returns 1 and sets *rank, *new_id when the pair merges. */
@@ -141,6 +143,12 @@ typedef struct tok_bpe {
     char *prefix; size_t prefix_len;     /* continuing_subword_prefix */
     char *suffix; size_t suffix_len;     /* end_of_word_suffix */
     int32_t byte_ids[256];               /* <0xXX> tokens, -1 if absent */
+    /* Pairs of initial symbols (x, y) that some merge may join across: a word splits
+       exactly between any other neighbours (tok_bpe_finish_load). */
+    tok_pairmap joinable;
+    int split_words;                     /* 0: the proof's premises failed; never split */
+    int32_t *char_ids;                   /* BMP code point -> id of that one-character token
+                                            (-1: none); NULL with a subword prefix/suffix */
 } tok_bpe;
 
 struct kne_tokenizer {
@@ -184,6 +192,8 @@ kne_status tok_bpe_from_files(tok_bpe *bpe, const char *vocab_path, const char *
 kne_status tok_bpe_add_merge(tok_bpe *bpe, const char *a, size_t na, const char *b, size_t nb,
                              uint32_t rank);
 void tok_bpe_init(tok_bpe *bpe);
+/* Call once vocab, merges, unk and byte tokens are known. */
+kne_status tok_bpe_finish_load(tok_bpe *bpe);
 void tok_bpe_free(tok_bpe *bpe);
 kne_status tok_bpe_encode(tok_ctx *ctx, const char *word, size_t n, tok_ids *out);
 
