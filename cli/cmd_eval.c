@@ -17,8 +17,8 @@ static void help(FILE *f)
 {
     fprintf(f,
             "usage: kne eval DIR --data FILE [--method kne|ft|none] [--limit N] [--skip N] [--batch B]\n"
-            "               [--seed S] [--json] [--details FILE.jsonl] [--no-fluency] [--ft-layer L]\n"
-            "               [--ft-lr LR] [--ft-steps N] [locate options] [edit options]\n"
+            "               [--seed S] [--json] [--details FILE.jsonl] [--no-fluency] [--fluency-n N]\n"
+            "               [--ft-layer L] [--ft-lr LR] [--ft-steps N] [locate options] [edit options]\n"
             "For each record of FILE (CounterFact, zsRE or KnowEdit JSON), or each batch of B records,\n"
             "edits the model of checkpoint DIR, measures the metrics of docs/metrics.md on the edited\n"
             "model, and reverts the edit, so that every edit starts from the original model.\n"
@@ -32,6 +32,7 @@ static void help(FILE *f)
             "  --batch B        records per edit (default 1)\n"
             "  --seed S         seed of the fluency samples (record i uses S + i; default 0)\n"
             "  --no-fluency     do not sample continuations (fluency null; much faster)\n"
+            "  --fluency-n N    measure fluency on the first N records only (default all)\n"
             "  --json           print one JSON object with the averages instead of a table\n"
             "  --details FILE   also write one JSON line of metrics per record\n");
     cli_edit_opts_help(f, 1, "--riemann-steps");
@@ -145,7 +146,7 @@ static void json_num(FILE *f, const char *key, double v, int present, int last)
 int cmd_eval(int argc, char **argv)
 {
     const char *dir = NULL, *data = NULL, *details = NULL;
-    long limit = 0, skip = 0, batch = 1, ft_layer = -1, ft_steps = 25;
+    long limit = 0, skip = 0, batch = 1, ft_layer = -1, ft_steps = 25, fluency_n = -1;
     double ft_lr = 5e-4;
     uint64_t seed = 0;
     int method = METHOD_KNE, as_json = 0, fluency = 1;
@@ -187,6 +188,8 @@ int cmd_eval(int argc, char **argv)
             as_json = 1;
         } else if (!strcmp(argv[i], "--no-fluency")) {
             fluency = 0;
+        } else if (cli_opt(argc, argv, &i, "--fluency-n", &v, "eval", &err)) {
+            if (err || cli_parse_int("eval", "--fluency-n", v, 0, 100000000, &fluency_n)) return 2;
         } else if ((r = cli_edit_opts_parse(&o, argc, argv, &i, "eval", 1, "--riemann-steps")) != 0) {
             if (r < 0) return 2;
         } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -273,9 +276,10 @@ int cmd_eval(int argc, char **argv)
         }
         kne_editor *ed = NULL;
         int applied = 0;
+        double t0, batch_secs = 0;
         if (s == KNE_OK && method != METHOD_NONE) {
             kne_fact *facts = cli_facts(br, bn);
-            double t0 = cli_now();
+            t0 = cli_now();
             if (method == METHOD_KNE) {
                 kne_ensemble *ens = NULL;
                 s = cli_locate(&ens, m, facts, bn, &o.locate, 0);
@@ -286,7 +290,8 @@ int cmd_eval(int argc, char **argv)
             }
             if (s == KNE_OK) s = kne_apply(ed, facts, bn, NULL);
             if (s == KNE_OK) applied = 1;
-            edit_secs += cli_now() - t0;
+            batch_secs = cli_now() - t0;
+            edit_secs += batch_secs;
             n_edits++;
             free(facts);
             if (s != KNE_OK) fprintf(stderr, "kne eval: editing record %zu failed\n", skip + b0);
@@ -294,7 +299,8 @@ int cmd_eval(int argc, char **argv)
         for (size_t k = 0; s == KNE_OK && k < bn; k++) {
             rec_metrics rm;
             size_t idx = skip + b0 + k;
-            s = measure(m, &br[k], pre[k], fluency, seed + idx, &rm);
+            int flu = fluency && (fluency_n < 0 || b0 + k < (size_t)fluency_n);
+            s = measure(m, &br[k], pre[k], flu, seed + idx, &rm);
             if (s != KNE_OK) {
                 fprintf(stderr, "kne eval: measuring record %zu failed\n", idx);
                 break;
@@ -315,7 +321,8 @@ int cmd_eval(int argc, char **argv)
                 json_num(df, "generalization", 100 * rm.gen, rm.has_gen, 0);
                 json_num(df, "portability", 100 * rm.port, rm.has_port, 0);
                 json_num(df, "locality", 100 * rm.loc, rm.has_loc, 0);
-                json_num(df, "fluency", 100 * rm.flu, rm.has_flu, 1);
+                json_num(df, "fluency", 100 * rm.flu, rm.has_flu, 0);
+                fprintf(df, "\"edit_seconds\": %.3f, \"batch\": %zu", batch_secs, b0 / (size_t)batch);
                 fputs("}\n", df);
                 fflush(df);
             }

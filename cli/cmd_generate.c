@@ -9,12 +9,13 @@
 static void help(FILE *f)
 {
     fprintf(f, "usage: kne generate DIR PROMPT [--max-tokens N] [--top-k K] [--temperature T] [--seed S]\n"
-               "                   [--threads N]\n"
+               "                   [--ignore-eos] [--threads N]\n"
                "Continues PROMPT with the model of checkpoint DIR and prints prompt + continuation.\n"
                "  --max-tokens N   new tokens at most (default 20)\n"
                "  --top-k K        1 = greedy (default); K > 1 samples among the K most likely tokens\n"
                "  --temperature T  sampling temperature (default 1)\n"
                "  --seed S         sampling seed (default 0)\n"
+               "  --ignore-eos     keep generating after the end-of-sequence token\n"
                "  --threads N      CPU threads, 0 = all cores (default)\n");
 }
 
@@ -24,6 +25,7 @@ int cmd_generate(int argc, char **argv)
     long max_tokens = 20, top_k = 1, threads = 0;
     double temp = 1;
     uint64_t seed = 0;
+    int ignore_eos = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int err = 0;
@@ -39,6 +41,8 @@ int cmd_generate(int argc, char **argv)
             if (!(temp > 0)) return cli_fail("generate", 2, "--temperature must be > 0");
         } else if (cli_opt(argc, argv, &i, "--seed", &v, "generate", &err)) {
             if (err || cli_parse_u64("generate", "--seed", v, &seed)) return 2;
+        } else if (!strcmp(argv[i], "--ignore-eos")) {
+            ignore_eos = 1;
         } else if (cli_opt(argc, argv, &i, "--threads", &v, "generate", &err)) {
             if (err || cli_parse_int("generate", "--threads", v, 0, 4096, &threads)) return 2;
         } else if (argv[i][0] == '-' && argv[i][1] == '-' && argv[i][2]) {
@@ -76,6 +80,7 @@ int cmd_generate(int argc, char **argv)
         gp.top_k = (int32_t)top_k;
         gp.temperature = (float)temp;
         gp.seed = seed;
+        gp.stop_at_eos = !ignore_eos;
         s = kne_model_generate(m, ids, n, &gp, out, (size_t)max_tokens, &made);
     }
     if (s == KNE_OK) {

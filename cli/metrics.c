@@ -154,16 +154,17 @@ kne_status cli_fluency(kne_model *m, const char *prompt, int top_k, int max_len,
         gp.max_tokens = (int32_t)room;
         gp.top_k = top_k;
         gp.seed = seed;
-        gp.stop_at_eos = true;
+        gp.stop_at_eos = false; /* as ROME/EasyEdit's generate_fast: always max_len tokens */
         s = kne_model_generate(m, p, np, &gp, seq + np, room, &made);
     }
     if (s == KNE_OK) {
-        size_t n = np + made, skip = 0;
+        /* the text is decoded without special tokens: leave BOS and EOS out */
         int32_t bos = kne_tokenizer_bos(kne_model_tokenizer(m));
         int32_t eos = kne_tokenizer_eos(kne_model_tokenizer(m));
-        if (n && bos >= 0 && seq[0] == bos) skip = 1;
-        if (n > skip && eos >= 0 && seq[n - 1] == eos) n--; /* decoded text skips special tokens */
-        *out = cli_fluency_entropy(seq + skip, n - skip);
+        size_t k = 0;
+        for (size_t i = 0; i < np + made; i++)
+            if (seq[i] != bos && seq[i] != eos) seq[k++] = seq[i];
+        *out = cli_fluency_entropy(seq, k);
     }
     free(seq);
     free(p);

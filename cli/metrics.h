@@ -38,6 +38,7 @@ kne_status cli_tf_predict(kne_model *m, const cli_tf *t, int32_t *pred);
 kne_status cli_tf_accuracy(kne_model *m, const char *prompt, const char *answer, double *acc);
 
 /* Fluency: samples a top-k continuation of [BOS] + prompt up to max_len tokens in all
-   (the prompt included), and returns cli_fluency_entropy of the sequence without BOS. */
+   (the prompt included; EOS does not stop it, as in ROME's generate_fast), and returns
+   cli_fluency_entropy of the whole sequence with the BOS and EOS ids left out. */
 kne_status cli_fluency(kne_model *m, const char *prompt, int top_k, int max_len, uint64_t seed, double *out);
 #endif
