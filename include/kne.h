@@ -290,6 +290,14 @@ KNE_API kne_status kne_ensemble_from_rows(kne_ensemble **out, const kne_model *m
 /* Union of two ensembles of the same model. *out caller-owned; a and b unchanged. */
 KNE_API kne_status kne_ensemble_merge(kne_ensemble **out, const kne_ensemble *a, const kne_ensemble *b);
 
+/* Keys the edit preserves (kne_edit_params.preserve): the edit's update W_kne acts only
+   on the part of a layer's input orthogonal to these keys, so their outputs stay exact. */
+enum {
+    KNE_PRESERVE_CONTEXT = 1u << 0,   /* the edit prompt's positions outside the subject (needs kne_fact.subject) */
+    KNE_PRESERVE_GENERIC = 1u << 1,   /* a built-in set of generic English prompts */
+    KNE_PRESERVE_NEIGHBOURS = 1u << 2 /* the edit prompt with neighbour_subjects in place of the subject */
+};
+
 typedef struct kne_edit_params {
     uint32_t struct_size;
     double alpha;                  /* scale of the update, W + alpha/sqrt(n) dW */
@@ -297,8 +305,13 @@ typedef struct kne_edit_params {
     int32_t max_steps;             /* Adam steps at most */
     double stop_loss;              /* stop when the target NLL (mean per token) is below */
     double weight_decay;           /* L2 on W_kne (0 = off) */
-    double neighbour_weight;       /* weight of the neighbour KL term (0 = off), docs/method.md */
-    int32_t n_neighbours;          /* other subjects substituted into the edit prompt */
+    /* Locality extensions beyond the paper (docs/method.md; each 0 = off): */
+    uint32_t preserve;             /* bit set of KNE_PRESERVE_*: keys whose outputs the edit must not change */
+    double preserve_tol;           /* singular values below tol * largest are ignored (default 1e-2) */
+    double neighbour_weight;       /* weight of the neighbour KL term */
+    int32_t n_neighbours;          /* neighbour subjects used per fact (default 5) */
+    const char *const *neighbour_subjects; /* other subjects substituted for the fact's subject (copied by kne_editor_new) */
+    size_t n_neighbour_subjects;
     kne_progress_fn progress;      /* optional, per step; may cancel */
     void *progress_user_data;
 } kne_edit_params;

@@ -6,6 +6,7 @@
    frozen; then W[rows] += alpha/sqrt(n) W_kne is written in the model's dtype under
    the model's write lock, the replaced rows kept for an exact revert. */
 #include "editor.h"
+#include "edit_keys.h"
 #include "edit_loss.h"
 #include "ensemble.h"
 #include "error.h"
@@ -27,6 +28,8 @@ KNE_API kne_edit_params kne_edit_default_params(void)
     p.max_steps = 25;
     p.stop_loss = 0.0;
     p.weight_decay = 0.0;
+    p.preserve = 0;
+    p.preserve_tol = 1e-2;
     p.neighbour_weight = 0.0;
     p.n_neighbours = 5;
     return p;
@@ -44,6 +47,16 @@ static kne_status check_edit_params(const kne_edit_params *p)
         return kne_fail(KNE_ERR_INVALID_ARG, "edit params: weight_decay = %g must be >= 0", p->weight_decay);
     if (!(p->neighbour_weight >= 0) || !isfinite(p->neighbour_weight) || p->n_neighbours < 0)
         return kne_fail(KNE_ERR_INVALID_ARG, "edit params: neighbour_weight and n_neighbours must be >= 0");
+    if (p->preserve & ~(uint32_t)(KNE_PRESERVE_CONTEXT | KNE_PRESERVE_GENERIC | KNE_PRESERVE_NEIGHBOURS))
+        return kne_fail(KNE_ERR_INVALID_ARG, "edit params: preserve 0x%x has bits that are not KNE_PRESERVE_*", p->preserve);
+    if (!(p->preserve_tol >= 0 && p->preserve_tol < 1))
+        return kne_fail(KNE_ERR_INVALID_ARG, "edit params: preserve_tol = %g must be in [0, 1)", p->preserve_tol);
+    if (p->n_neighbour_subjects && !p->neighbour_subjects)
+        return kne_fail(KNE_ERR_INVALID_ARG, "edit params: neighbour_subjects is NULL but n_neighbour_subjects = %zu",
+                        p->n_neighbour_subjects);
+    for (size_t i = 0; i < p->n_neighbour_subjects; i++)
+        if (!p->neighbour_subjects[i] || !*p->neighbour_subjects[i])
+            return kne_fail(KNE_ERR_INVALID_ARG, "edit params: neighbour subject %zu is NULL or empty", i);
     return KNE_OK;
 }
 
@@ -66,6 +79,16 @@ KNE_API kne_status kne_editor_new(kne_editor **out, kne_model *m, const kne_ense
     if (!ed) return kne_fail(KNE_ERR_OUT_OF_MEMORY, "kne_editor_new: out of memory");
     ed->model = m;
     ed->params = p;
+    if (p.n_neighbour_subjects) {
+        ed->neighbours = calloc(p.n_neighbour_subjects, sizeof(char *));
+        for (size_t i = 0; ed->neighbours && i < p.n_neighbour_subjects; i++)
+            if (!(ed->neighbours[i] = strdup(p.neighbour_subjects[i]))) {
+                ed->params.n_neighbour_subjects = i;
+                kne_editor_free(ed);
+                return kne_fail(KNE_ERR_OUT_OF_MEMORY, "kne_editor_new: out of memory");
+            }
+        ed->params.neighbour_subjects = (const char *const *)ed->neighbours;
+    }
     ed->arena = kt_arena_new();
     ed->targets = calloc((size_t)m->cfg.n_layer * KNE_N_MODULES, sizeof *ed->targets);
     if (!ed->arena || !ed->targets) {
@@ -112,6 +135,8 @@ KNE_API void kne_editor_free(kne_editor *ed)
     if (!ed) return;
     for (size_t i = 0; i < ed->n_applied; i++) applied_free(&ed->applied[i]);
     free(ed->applied);
+    for (size_t i = 0; ed->neighbours && i < ed->params.n_neighbour_subjects; i++) free(ed->neighbours[i]);
+    free(ed->neighbours);
     free(ed->targets);
     kt_arena_free(ed->arena);
     free(ed);
@@ -123,7 +148,14 @@ typedef struct edit_hook {
     const kne_editor *ed;
     int *slot;                   /* [n_layer * 7] -> target index or -1 */
     kt_tensor **wk;              /* trainable W_kne per target */
+    kt_tensor **basis;           /* per target: preserved-key basis [d_in, r] or NULL */
 } edit_hook;
+
+/* x without its components along the preserved keys: x - (x U) U^T */
+static kt_tensor *project_out(kt_arena *a, kt_tensor *x, kt_tensor *U)
+{
+    return U ? kt_sub(a, x, kt_matmul(a, kt_matmul(a, x, U), kt_transpose(a, U, 0, 1))) : x;
+}
 
 static kt_tensor *edit_fn(void *ctx, kt_arena *a, int layer, int module, kt_tensor *z, kt_tensor *x)
 {
@@ -131,7 +163,7 @@ static kt_tensor *edit_fn(void *ctx, kt_arena *a, int layer, int module, kt_tens
     int ti = h->slot[layer * KNE_N_MODULES + module];
     if (ti < 0) return z;
     const kne_edit_target *t = &h->ed->targets[ti];
-    kt_tensor *delta = kt_linear(a, kt_to(a, x, KT_F32), h->wk[ti], NULL);
+    kt_tensor *delta = kt_linear(a, project_out(a, kt_to(a, x, KT_F32), h->basis[ti]), h->wk[ti], NULL);
     delta = kt_scale(a, delta, h->ed->params.alpha / sqrt((double)t->n));
     return kt_index_add(a, z, -1, t->rows, kt_to(a, delta, kt_dtype(z)));
 }
@@ -145,7 +177,7 @@ static double now_s(void)
 
 /* Trains W_kne (in arena train) on the facts; fills the report's steps and losses. */
 static kne_status train(kne_editor *ed, kt_arena *train_a, const kne_fact *facts, size_t n_facts,
-                        const kne_enc_fact *ef, kt_tensor **wk, kne_edit_report *rep)
+                        const kne_enc_fact *ef, kt_tensor **wk, kt_tensor **basis, kne_edit_report *rep)
 {
     kne_model *m = ed->model;
     const kne_edit_params *p = &ed->params;
@@ -167,10 +199,11 @@ static kne_status train(kne_editor *ed, kt_arena *train_a, const kne_fact *facts
         mv[2 * ti] = kt_zeros(train_a, 2, shape, KT_F32, m->device);
         mv[2 * ti + 1] = kt_zeros(train_a, 2, shape, KT_F32, m->device);
     }
-    edit_hook hook = {ed, slot, wk};
+    edit_hook hook = {ed, slot, wk, basis};
     kne_edit_loss loss_ctx;
     memset(&loss_ctx, 0, sizeof loss_ctx);
     kne_status s = kt_arena_report(train_a, "kne_apply");
+    if (s == KNE_OK) s = kne_edit_key_basis(ed, train_a, facts, n_facts, basis);
     if (s == KNE_OK) s = kne_edit_loss_init(&loss_ctx, m, train_a, facts, n_facts, ef, &ed->params);
     int prev = kt_grad_mode(1);
     for (int step = 0; s == KNE_OK && step < p->max_steps; step++) {
@@ -206,7 +239,7 @@ static kne_status train(kne_editor *ed, kt_arena *train_a, const kne_fact *facts
 }
 
 /* Computes the new rows, then swaps them in under the write lock; keeps the old rows. */
-static kne_status write_rows(kne_editor *ed, kt_tensor **wk, kne_applied *ap)
+static kne_status write_rows(kne_editor *ed, kt_tensor **wk, kt_tensor **basis, kne_applied *ap)
 {
     kne_model *m = ed->model;
     int nt = ed->n_targets;
@@ -223,7 +256,8 @@ static kne_status write_rows(kne_editor *ed, kt_tensor **wk, kne_applied *ap)
         const kne_edit_target *t = &ed->targets[ti];
         kt_tensor *W = m->blocks[t->layer].lin[t->module].w;
         ap->old_rows[ti] = kt_clone(a, kt_index_select(a, W, 0, t->rows));
-        kt_tensor *upd = kt_scale(a, kt_detach(a, wk[ti]), ed->params.alpha / sqrt((double)t->n));
+        /* W_kne (I - U U^T): the projection folded into the written rows */
+        kt_tensor *upd = kt_scale(a, project_out(a, kt_detach(a, wk[ti]), basis[ti]), ed->params.alpha / sqrt((double)t->n));
         fresh[ti] = kt_to(a, kt_add(a, kt_to(a, ap->old_rows[ti], KT_F32), upd), m->dtype);
         if (!kt_all_finite(a, fresh[ti]) && kt_arena_status(a) == KNE_OK)
             kt_arena_fail(a, KNE_ERR_NUMERIC, "the updated rows are not finite");
@@ -273,11 +307,11 @@ KNE_API kne_status kne_apply(kne_editor *ed, const kne_fact *facts, size_t n_fac
     memset(&rep, 0, sizeof rep);
     rep.struct_size = sizeof rep;
     kt_arena *train_a = kt_arena_new();
-    kt_tensor **wk = calloc((size_t)ed->n_targets, sizeof *wk);
-    kne_status s = train_a && wk ? train(ed, train_a, facts, n_facts, ef, wk, &rep)
+    kt_tensor **wk = calloc((size_t)ed->n_targets * 2, sizeof *wk), **basis = wk ? wk + ed->n_targets : NULL;
+    kne_status s = train_a && wk ? train(ed, train_a, facts, n_facts, ef, wk, basis, &rep)
                                  : kne_fail(KNE_ERR_OUT_OF_MEMORY, "kne_apply: out of memory");
     kne_applied ap = {0};
-    if (s == KNE_OK) s = write_rows(ed, wk, &ap);
+    if (s == KNE_OK) s = write_rows(ed, wk, basis, &ap);
     if (s == KNE_OK) {
         ed->applied[ed->n_applied++] = ap;
     } else {

@@ -22,6 +22,7 @@ struct kne_editor {
     kt_arena *arena;             /* row indices */
     kne_edit_target *targets;
     int n_targets;
+    char **neighbours;           /* copies of params.neighbour_subjects */
     kne_applied *applied;        /* stack */
     size_t n_applied, cap_applied;
 };

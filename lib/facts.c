@@ -94,3 +94,30 @@ void kne_facts_free(kne_enc_fact *f, size_t n)
     for (size_t i = 0; i < n; i++) free(f[i].ids);
     free(f);
 }
+
+/* Number of tokens of the first len bytes of text (with BOS), or -1. */
+static long count_tokens(const kne_model *m, const char *text, size_t len)
+{
+    char *buf = malloc(len + 1);
+    if (!buf) return -1;
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    size_t n = 0;
+    kne_status s = kne_tokenize(m, buf, 1, NULL, 0, &n);
+    free(buf);
+    return s == KNE_OK || s == KNE_ERR_BUFFER_TOO_SMALL ? (long)n : -1;
+}
+
+int kne_subject_span(const kne_model *m, const char *prompt, const char *subject, size_t *begin, size_t *end)
+{
+    if (!prompt || !subject || !*subject) return 0;
+    const char *at = strstr(prompt, subject);
+    if (!at) return 0;
+    size_t pre = (size_t)(at - prompt);
+    while (pre > 0 && prompt[pre - 1] == ' ') pre--; /* the space belongs to the subject's first token */
+    long b = count_tokens(m, prompt, pre), e = count_tokens(m, prompt, (size_t)(at - prompt) + strlen(subject));
+    if (b < 0 || e <= b) return 0;
+    *begin = (size_t)b;
+    *end = (size_t)e;
+    return 1;
+}

@@ -20,4 +20,10 @@ kne_status kne_facts_encode(const kne_model *m, const kne_fact *facts, size_t n,
 void kne_facts_free(kne_enc_fact *f, size_t n);
 /* Tokenizes text into a new array (*ids caller-owned, free()). */
 kne_status kne_tokenize_alloc(const kne_model *m, const char *text, int add_special, int32_t **ids, size_t *n);
+
+
+/* Token span [*begin, *end) of subject inside the tokenized prompt (with BOS), found
+   by tokenizing the text before it and through it, as ROME does. 0 if the subject is
+   NULL, empty or not in the prompt. */
+int kne_subject_span(const kne_model *m, const char *prompt, const char *subject, size_t *begin, size_t *end);
 #endif

@@ -129,6 +129,9 @@ kt_tensor *kt_topk_values(kt_arena *a, const kt_tensor *x, int64_t k); /* 1-D, d
 /* KL(p_ref || p) summed: both are log-probabilities over the last dim */
 kt_tensor *kt_kl_logits(kt_arena *a, const kt_tensor *logp, const kt_tensor *logp_ref);
 int kt_all_finite(kt_arena *a, const kt_tensor *x);                   /* 1 yes, 0 no / error */
+/* Orthonormal basis [d, r] (float32) of the row space of K [N, d]: the right singular
+   vectors whose singular value exceeds rel_tol times the largest (r may be 0). */
+kt_tensor *kt_row_basis(kt_arena *a, const kt_tensor *K, double rel_tol);
 
 /* ---- autograd */
 kt_tensor *kt_requires_grad(kt_arena *a, const kt_tensor *t); /* a leaf copy that requires grad */

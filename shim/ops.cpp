@@ -221,4 +221,16 @@ int kt_all_finite(kt_arena *a, const kt_tensor *x)
     }
 }
 
+kt_tensor *kt_row_basis(kt_arena *a, const kt_tensor *K, double rel_tol)
+{
+    KT_GUARD_INPUTS(a, K);
+    KT_TENSOR_OP(a, ([&] {
+        Tensor k = K->t.to(at::kFloat);
+        auto svd = at::linalg_svd(k, false);
+        Tensor S = std::get<1>(svd), Vh = std::get<2>(svd);
+        int64_t r = S.numel() ? (S > S[0] * rel_tol).sum().item<int64_t>() : 0;
+        return Vh.narrow(0, 0, r).t().contiguous();
+    }()));
+}
+
 }  // extern "C"

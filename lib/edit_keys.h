@@ -1,0 +1,11 @@
+/* Preserved keys (KNE_PRESERVE_*): the inputs of each edited module on text the edit
+   must not change, reduced to an orthonormal basis of their span. */
+#ifndef KNE_EDIT_KEYS_H
+#define KNE_EDIT_KEYS_H
+#include "editor.h"
+
+/* Replaces the first occurrence of subject in prompt by other; NULL if absent (caller frees). */
+char *kne_replace_subject(const char *prompt, const char *subject, const char *other);
+/* basis[t] = [d_in, r] float32 basis for editor target t, or NULL when nothing is preserved. */
+kne_status kne_edit_key_basis(const kne_editor *ed, kt_arena *a, const kne_fact *facts, size_t n_facts, kt_tensor **basis);
+#endif
