@@ -50,16 +50,31 @@ class kne_locate_params(Structure):
                 ("progress_user_data", c_void_p)]
 
 
+KNE_PRESERVE_CONTEXT = 1 << 0
+KNE_PRESERVE_GENERIC = 1 << 1
+KNE_PRESERVE_NEIGHBOURS = 1 << 2
+
+
 class kne_edit_params(Structure):
     _fields_ = [("struct_size", c_uint32), ("alpha", c_double), ("lr", c_double),
                 ("max_steps", c_int32), ("stop_loss", c_double), ("weight_decay", c_double),
+                ("preserve", c_uint32), ("preserve_tol", c_double),
                 ("neighbour_weight", c_double), ("n_neighbours", c_int32),
+                ("neighbour_subjects", POINTER(c_char_p)), ("n_neighbour_subjects", c_size_t),
                 ("progress", kne_progress_fn), ("progress_user_data", c_void_p)]
 
 
 class kne_edit_report(Structure):
     _fields_ = [("struct_size", c_uint32), ("steps", c_int32), ("initial_loss", c_double),
                 ("loss", c_double), ("rows", c_int64), ("seconds", c_double)]
+
+
+class _Returned(Structure):
+    """Receives a *_default_params() struct returned by value. It is larger than any
+    params struct, so a library whose struct grew cannot overflow it (structs over 16
+    bytes are returned through a caller-provided buffer on x86-64 and AArch64); the
+    struct_size it carries is then checked against this package's layout."""
+    _fields_ = [("struct_size", c_uint32), ("_rest", ctypes.c_char * 1020)]
 
 
 P_i32 = POINTER(c_int32)
@@ -72,7 +87,7 @@ _PROTOTYPES = {
     "kne_version_number": (c_uint32, []),
     "kne_status_str": (c_char_p, [kne_status]),
     "kne_last_error": (c_char_p, []),
-    "kne_model_default_params": (kne_model_params, []),
+    "kne_model_default_params": (_Returned, []),
     "kne_model_load": (kne_status, [POINTER(kne_model_p), c_char_p, POINTER(kne_model_params)]),
     "kne_model_free": (None, [kne_model_p]),
     "kne_model_n_vocab": (c_int32, [kne_model_p]),
@@ -84,7 +99,7 @@ _PROTOTYPES = {
     "kne_model_tokenizer": (kne_tokenizer_p, [kne_model_p]),
     "kne_model_forward": (kne_status, [kne_model_p, P_i32, c_size_t, P_f32]),
     "kne_model_token_logprobs": (kne_status, [kne_model_p, P_i32, c_size_t, P_f64]),
-    "kne_generate_default_params": (kne_generate_params, []),
+    "kne_generate_default_params": (_Returned, []),
     "kne_model_generate": (kne_status, [kne_model_p, P_i32, c_size_t, POINTER(kne_generate_params),
                                         P_i32, c_size_t, POINTER(c_size_t)]),
     "kne_model_save": (kne_status, [kne_model_p, c_char_p, c_uint64]),
@@ -95,7 +110,7 @@ _PROTOTYPES = {
     "kne_detokenize": (kne_status, [kne_model_p, P_i32, c_size_t, c_char_p, c_size_t, POINTER(c_size_t)]),
     "kne_module_name": (c_char_p, [c_uint32]),
     "kne_module_from_name": (c_uint32, [c_char_p]),
-    "kne_locate_default_params": (kne_locate_params, []),
+    "kne_locate_default_params": (_Returned, []),
     "kne_locate": (kne_status, [POINTER(kne_ensemble_p), kne_model_p, POINTER(kne_fact), c_size_t,
                                 POINTER(kne_locate_params)]),
     "kne_ensemble_free": (None, [kne_ensemble_p]),
@@ -109,7 +124,7 @@ _PROTOTYPES = {
     "kne_ensemble_from_rows": (kne_status, [POINTER(kne_ensemble_p), kne_model_p, c_int32, c_uint32,
                                             P_i32, c_size_t]),
     "kne_ensemble_merge": (kne_status, [POINTER(kne_ensemble_p), kne_ensemble_p, kne_ensemble_p]),
-    "kne_edit_default_params": (kne_edit_params, []),
+    "kne_edit_default_params": (_Returned, []),
     "kne_editor_new": (kne_status, [POINTER(kne_editor_p), kne_model_p, kne_ensemble_p,
                                     POINTER(kne_edit_params)]),
     "kne_apply": (kne_status, [kne_editor_p, POINTER(kne_fact), c_size_t, POINTER(kne_edit_report)]),
@@ -188,3 +203,18 @@ def last_error() -> str:
     """kne_last_error() of the calling thread, decoded."""
     msg: Optional[bytes] = kne_last_error()  # type: ignore[name-defined]  # noqa: F821
     return msg.decode("utf-8", "replace") if msg else ""
+
+
+def default_params(func_name: str, cls: type) -> Structure:
+    """cls filled by the library's func_name(); KneError(UNSUPPORTED) when the
+    library's struct layout (its struct_size) differs from this package's."""
+    from .errors import KneError, Status
+    raw = globals()[func_name]()
+    if raw.struct_size != ctypes.sizeof(cls):
+        raise KneError(Status.UNSUPPORTED,
+                       f"{func_name}: the library's struct is {raw.struct_size} bytes, this kne package "
+                       f"expects {ctypes.sizeof(cls)}: the package and {LIB_PATH} come from different "
+                       "versions of kne.h")
+    out = cls()
+    ctypes.memmove(ctypes.byref(out), ctypes.byref(raw), ctypes.sizeof(cls))
+    return out

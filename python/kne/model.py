@@ -268,7 +268,7 @@ class Model:
         self._h: Optional[Handle] = None
         self._children: "weakref.WeakSet[Any]" = weakref.WeakSet()
         bpath = _path(path)
-        p = L.kne_model_default_params()
+        p = L.default_params("kne_model_default_params", L.kne_model_params)
         p.device = _cstr(device, "device")
         if isinstance(dtype, str):
             if dtype.lower() not in _DTYPES:
@@ -439,7 +439,7 @@ class Model:
                      temperature: float = 1.0, seed: int = 0, stop_at_eos: bool = True) -> List[int]:
         """Continues token ids; returns the new ids. Greedy by default (top_k=1)."""
         a = _ids(ids)
-        p = L.kne_generate_default_params()
+        p = L.default_params("kne_generate_default_params", L.kne_generate_params)
         p.max_tokens = _int(max_tokens, "max_tokens")
         p.top_k = _int(top_k, "top_k")
         p.temperature = _float(temperature, "temperature")
@@ -488,7 +488,7 @@ class Model:
             progress: optional callback; may cancel.
         """
         arr, n, keep_alive = _facts(facts)
-        p = L.kne_locate_default_params()
+        p = L.default_params("kne_locate_default_params", L.kne_locate_params)
         p.steps = _int(steps, "steps")
         p.keep = _float(keep, "keep")
         p.modules = _modules(modules)
@@ -512,12 +512,15 @@ class Model:
     def editor(self, ensemble: "Ensemble", alpha: Optional[float] = None, lr: Optional[float] = None,
                max_steps: Optional[int] = None, stop_loss: Optional[float] = None,
                weight_decay: Optional[float] = None, neighbour_weight: Optional[float] = None,
-               n_neighbours: Optional[int] = None, progress: Progress = None) -> "Editor":
+               n_neighbours: Optional[int] = None,
+               preserve: Union[None, int, str, Iterable[str]] = None, preserve_tol: Optional[float] = None,
+               neighbour_subjects: Optional[Sequence[str]] = None, progress: Progress = None) -> "Editor":
         """Creates an :class:`Editor` for the ensemble's neurons (None = the library's
-        default for that parameter, kne_edit_default_params)."""
+        default for that parameter, kne_edit_default_params). See :class:`Editor`."""
         return Editor(self, ensemble, alpha=alpha, lr=lr, max_steps=max_steps, stop_loss=stop_loss,
                       weight_decay=weight_decay, neighbour_weight=neighbour_weight,
-                      n_neighbours=n_neighbours, progress=progress)
+                      n_neighbours=n_neighbours, preserve=preserve, preserve_tol=preserve_tol,
+                      neighbour_subjects=neighbour_subjects, progress=progress)
 
 
 def _as_model(model: Any) -> Model:
@@ -678,27 +681,67 @@ class EditReport:
     seconds: float        #: wall time of kne_apply
 
 
+_PRESERVE = {"context": L.KNE_PRESERVE_CONTEXT, "generic": L.KNE_PRESERVE_GENERIC,
+             "neighbours": L.KNE_PRESERVE_NEIGHBOURS}
+
+
+def _preserve(value: Union[int, str, Iterable[str]]) -> int:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return _int(value, "preserve", 0, 2 ** 32 - 1)
+    names = [value] if isinstance(value, str) else list(value)
+    bits = 0
+    for n in names:
+        if n not in _PRESERVE:
+            raise KneError(Status.INVALID_ARG, f"unknown preserve key {n!r}; known: {', '.join(_PRESERVE)}")
+        bits |= _PRESERVE[n]
+    return bits
+
+
 class Editor:
     """Trains and writes KNE edits on a model's ensemble neurons (see
     :meth:`Model.editor`). Edits revert LIFO with :meth:`revert`; closing the editor
-    keeps its applied edits in the model."""
+    keeps its applied edits in the model.
+
+    Args (None = the library's default):
+        alpha: scale of the update, W + alpha/sqrt(n) dW.
+        lr: Adam learning rate.
+        max_steps: Adam steps at most.
+        stop_loss: stop when the target NLL (mean per token) is below.
+        weight_decay: L2 on W_kne.
+        neighbour_weight, n_neighbours, neighbour_subjects: the neighbour KL term.
+        preserve: keys whose outputs the edit keeps exact: "context", "generic",
+            "neighbours" (or a list of them, or KNE_PRESERVE_* bits); preserve_tol.
+        progress: called per step with the fraction done; may cancel.
+    """
 
     def __init__(self, model: Model, ensemble: Ensemble, alpha: Optional[float] = None,
                  lr: Optional[float] = None, max_steps: Optional[int] = None,
                  stop_loss: Optional[float] = None, weight_decay: Optional[float] = None,
                  neighbour_weight: Optional[float] = None, n_neighbours: Optional[int] = None,
-                 progress: Progress = None) -> None:
+                 preserve: Union[None, int, str, Iterable[str]] = None, preserve_tol: Optional[float] = None,
+                 neighbour_subjects: Optional[Sequence[str]] = None, progress: Progress = None) -> None:
         self._h: Optional[Handle] = None
         model = _as_model(model)
         if ensemble is None:
             raise KneError(Status.INVALID_ARG, "ensemble is None")
         if not isinstance(ensemble, Ensemble):
             raise TypeError(f"expected kne.Ensemble, got {type(ensemble).__name__}")
-        p = L.kne_edit_default_params()
+        p = L.default_params("kne_edit_default_params", L.kne_edit_params)
         for name, v in (("alpha", alpha), ("lr", lr), ("stop_loss", stop_loss),
-                        ("weight_decay", weight_decay), ("neighbour_weight", neighbour_weight)):
+                        ("weight_decay", weight_decay), ("neighbour_weight", neighbour_weight),
+                        ("preserve_tol", preserve_tol)):
             if v is not None:
                 setattr(p, name, _float(v, name))
+        if preserve is not None:
+            p.preserve = _preserve(preserve)
+        self._subjects = None  # kept alive with the editor
+        if neighbour_subjects is not None:
+            if isinstance(neighbour_subjects, (str, bytes)):
+                raise TypeError("neighbour_subjects must be a list of strings")
+            subj = [_cstr(s, "neighbour subject") for s in neighbour_subjects]
+            self._subjects = (ctypes.c_char_p * max(len(subj), 1))(*subj)
+            p.neighbour_subjects = ctypes.cast(self._subjects, ctypes.POINTER(ctypes.c_char_p))
+            p.n_neighbour_subjects = len(subj)
         if max_steps is not None:
             p.max_steps = _int(max_steps, "max_steps")
         if n_neighbours is not None:
@@ -711,8 +754,9 @@ class Editor:
         if not out.value:
             raise KneError(Status.BACKEND, "kne_editor_new returned no editor")
         self.model = model  # keeps the model alive
-        self.params = {f: getattr(p, f) for f in ("alpha", "lr", "max_steps", "stop_loss", "weight_decay",
-                                                  "neighbour_weight", "n_neighbours")}
+        self.params: Dict[str, Any] = {
+            f: getattr(p, f) for f in ("alpha", "lr", "max_steps", "stop_loss", "weight_decay", "preserve",
+                                       "preserve_tol", "neighbour_weight", "n_neighbours")}
         self._h = Handle(out.value, L.kne_editor_free, "editor")
         model._adopt(self)
 
