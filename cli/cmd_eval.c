@@ -247,15 +247,13 @@ int cmd_eval(int argc, char **argv)
         if (s == KNE_OK) s = rows ? kne_ensemble_from_rows(&ens, m, (int32_t)ft_layer, KNE_MODULE_MLP_DOWN, rows,
                                                            (size_t)E)
                                   : KNE_ERR_OUT_OF_MEMORY;
-        kne_edit_params ep = o.edit;
+        /* plain FT-L: every extension of the editor off (zero), whatever its defaults are */
+        kne_edit_params ep;
+        memset(&ep, 0, sizeof ep);
+        ep.struct_size = sizeof ep;
         ep.alpha = sqrt((double)E); /* alpha / sqrt(n) = 1: the update is W + W_ft */
         ep.lr = ft_lr;
         ep.max_steps = (int32_t)ft_steps;
-        ep.stop_loss = 0;
-        ep.weight_decay = 0;
-        ep.neighbour_weight = 0;
-        ep.n_neighbours = 0;
-        ep.progress = NULL;
         if (s == KNE_OK) s = kne_editor_new(&ft, m, ens, &ep);
         kne_ensemble_free(ens);
         free(rows);
