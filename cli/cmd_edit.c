@@ -90,6 +90,10 @@ int cmd_edit(int argc, char **argv)
     cli_dataset ds;
     char err[1024];
     if (cli_dataset_load(&ds, facts_path, (size_t)limit, err, sizeof err)) return cli_fail("edit", 1, "%s", err);
+    if (cli_neighbour_subjects(&o, "edit", NULL, 0)) {
+        cli_dataset_free(&ds);
+        return 1;
+    }
     kne_model *m = NULL;
     kne_ensemble *ens = NULL;
     kne_editor *ed = NULL;
@@ -148,5 +152,6 @@ int cmd_edit(int argc, char **argv)
     kne_model_free(m);
     free(facts);
     cli_dataset_free(&ds);
+    cli_edit_opts_free(&o);
     return rc;
 }

@@ -212,14 +212,19 @@ int cmd_eval(int argc, char **argv)
                         "only --method none works");
     cli_dataset ds;
     char err[1024];
-    if (cli_dataset_load(&ds, data, (size_t)(limit ? limit + skip : 0), err, sizeof err))
-        return cli_fail("eval", 1, "%s", err);
+    if (cli_dataset_load(&ds, data, 0, err, sizeof err)) return cli_fail("eval", 1, "%s", err);
     if ((size_t)skip >= ds.n) {
         cli_dataset_free(&ds);
         return cli_fail("eval", 1, "%s: --skip %ld leaves no records", data, skip);
     }
     const cli_record *recs = ds.rec + skip;
     size_t n = ds.n - (size_t)skip;
+    if (limit && (size_t)limit < n) n = (size_t)limit;
+    /* neighbour subjects for the editor: --neighbours-from, else the file's last 200 */
+    if (cli_neighbour_subjects(&o, "eval", &ds, 200)) {
+        cli_dataset_free(&ds);
+        return 1;
+    }
     kne_model *m = NULL;
     kne_status s = cli_load_model(&m, dir, o.n_threads);
     if (s != KNE_OK) {
@@ -343,6 +348,7 @@ int cmd_eval(int argc, char **argv)
         int rc = cli_fail_status("eval", s);
         kne_model_free(m);
         cli_dataset_free(&ds);
+        cli_edit_opts_free(&o);
         return rc;
     }
     char mb[256], db[256];
@@ -381,5 +387,6 @@ int cmd_eval(int argc, char **argv)
     }
     kne_model_free(m);
     cli_dataset_free(&ds);
+    cli_edit_opts_free(&o);
     return 0;
 }

@@ -229,6 +229,34 @@ int cli_edit_opts_parse(cli_edit_opts *o, int argc, char **argv, int *i, const c
             if (err || cli_parse_double(cmd, dbl[k].name, v, dbl[k].dst)) return -1;
             return 1;
         }
+    if (cli_opt(argc, argv, i, "--preserve", &v, cmd, &err)) {
+        if (err) return -1;
+        uint32_t bits = 0;
+        char *copy = cli_strdup(v), *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            if (!strcmp(tok, "context")) bits |= KNE_PRESERVE_CONTEXT;
+            else if (!strcmp(tok, "generic")) bits |= KNE_PRESERVE_GENERIC;
+            else if (!strcmp(tok, "neighbours")) bits |= KNE_PRESERVE_NEIGHBOURS;
+            else if (!strcmp(tok, "none")) bits = 0;
+            else {
+                cli_fail(cmd, 2, "--preserve: unknown key set '%s' (context, generic, neighbours, none)", tok);
+                free(copy);
+                return -1;
+            }
+        }
+        free(copy);
+        o->edit.preserve = bits;
+        return 1;
+    }
+    if (cli_opt(argc, argv, i, "--preserve-tol", &v, cmd, &err)) {
+        if (err || cli_parse_double(cmd, "--preserve-tol", v, &o->edit.preserve_tol)) return -1;
+        return 1;
+    }
+    if (cli_opt(argc, argv, i, "--neighbours-from", &v, cmd, &err)) {
+        if (err) return -1;
+        o->neighbours_from = v;
+        return 1;
+    }
     if (cli_opt(argc, argv, i, "--steps", &v, cmd, &err)) {
         if (err || cli_parse_int(cmd, "--steps", v, 0, 1000000, &n)) return -1;
         o->edit.max_steps = (int32_t)n;
@@ -256,6 +284,12 @@ void cli_edit_opts_help(FILE *f, int with_edit, const char *rs)
             "  --objective prob|logprob  attribution objective (default prob)\n"
             "  --threads N            CPU threads, 0 = all cores (default 0)\n",
             strcmp(rs, "--steps") ? "--riemann-steps M" : "--steps M", d.locate.steps, d.locate.keep);
+    char pres[64] = "";
+    if (d.edit.preserve & KNE_PRESERVE_CONTEXT) strcat(pres, ",context");
+    if (d.edit.preserve & KNE_PRESERVE_GENERIC) strcat(pres, ",generic");
+    if (d.edit.preserve & KNE_PRESERVE_NEIGHBOURS) strcat(pres, ",neighbours");
+    if (!pres[0]) strcpy(pres, ",none");
+    memmove(pres, pres + 1, strlen(pres));
     if (with_edit)
         fprintf(f,
                 "edit options:\n"
@@ -265,10 +299,15 @@ void cli_edit_opts_help(FILE *f, int with_edit, const char *rs)
                 "  --steps N              Adam steps at most (default %d)\n"
                 "  --stop-loss L          stop when the target NLL per token is below L (default %g)\n"
                 "  --weight-decay W       L2 on W_kne (default %g)\n"
+                "  --preserve LIST        keys the edit must leave unchanged: context,generic,neighbours or none\n"
+                "                         (default %s)\n"
+                "  --preserve-tol T       relative singular-value cut of the preserved keys (default %g)\n"
                 "  --neighbour-weight W   weight of the neighbour KL term (default %g)\n"
-                "  --neighbours N         neighbour prompts (default %d)\n",
+                "  --neighbours N         neighbour subjects per fact (default %d)\n"
+                "  --neighbours-from FILE take the neighbour subjects from the records of a data file\n"
+                "                         (kne eval: by default the last 200 subjects of its --data file)\n",
                 d.edit.alpha, d.edit.lr, d.edit.max_steps, d.edit.stop_loss, d.edit.weight_decay,
-                d.edit.neighbour_weight, d.edit.n_neighbours);
+                pres, d.edit.preserve_tol, d.edit.neighbour_weight, d.edit.n_neighbours);
 }
 
 char *cli_strdup(const char *s)
@@ -368,4 +407,48 @@ kne_status cli_locate(kne_ensemble **out, kne_model *m, const kne_fact *facts, s
     kne_status s = kne_locate(out, m, facts, n, &p);
     if (show_progress) cli_progress_done(&pr);
     return s;
+}
+
+int cli_neighbour_subjects(cli_edit_opts *o, const char *cmd, const cli_dataset *fallback, size_t tail)
+{
+    cli_dataset own;
+    const cli_dataset *src = fallback;
+    char err[1024];
+    if (o->neighbours_from) {
+        if (cli_dataset_load(&own, o->neighbours_from, 0, err, sizeof err)) {
+            cli_fail(cmd, 1, "--neighbours-from: %s", err);
+            return -1;
+        }
+        src = &own;
+        tail = own.n;
+    }
+    if (!src) return 0;
+    size_t begin = src->n > tail ? src->n - tail : 0, k = 0;
+    o->neighbour_storage = calloc(src->n - begin + 1, sizeof(char *));
+    if (!o->neighbour_storage) {
+        fprintf(stderr, "kne: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = begin; i < src->n; i++) {
+        const char *subj = src->rec[i].subject;
+        if (!subj || !*subj) continue;
+        int dup = 0;
+        for (size_t j = 0; j < k && !dup; j++) dup = !strcmp(o->neighbour_storage[j], subj);
+        if (!dup) o->neighbour_storage[k++] = cli_strdup(subj);
+    }
+    o->n_neighbour_storage = k;
+    o->edit.neighbour_subjects = (const char *const *)o->neighbour_storage;
+    o->edit.n_neighbour_subjects = k;
+    if (src == &own) cli_dataset_free(&own);
+    return 0;
+}
+
+void cli_edit_opts_free(cli_edit_opts *o)
+{
+    for (size_t i = 0; i < o->n_neighbour_storage; i++) free(o->neighbour_storage[i]);
+    free(o->neighbour_storage);
+    o->neighbour_storage = NULL;
+    o->n_neighbour_storage = 0;
+    o->edit.neighbour_subjects = NULL;
+    o->edit.n_neighbour_subjects = 0;
 }

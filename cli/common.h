@@ -36,6 +36,9 @@ typedef struct cli_edit_opts {
     kne_locate_params locate;
     kne_edit_params edit;
     const char *ensemble_path;   /* --ensemble: use this instead of locating */
+    const char *neighbours_from; /* --neighbours-from: a data file whose subjects are the neighbours */
+    char **neighbour_storage;    /* owned copies behind edit.neighbour_subjects */
+    size_t n_neighbour_storage;
     int n_threads;
 } cli_edit_opts;
 
@@ -45,6 +48,10 @@ void cli_edit_opts_init(cli_edit_opts *o);
    argv[*i] was one of them (consumed), 0 if not, -1 on a bad value. */
 int cli_edit_opts_parse(cli_edit_opts *o, int argc, char **argv, int *i, const char *cmd, int with_edit,
                         const char *riemann_steps_name);
+/* Fills edit.neighbour_subjects: the subjects of --neighbours-from's records, else of the
+   last `tail` records of fallback (may be NULL). 0 on success, else prints and -1. */
+int cli_neighbour_subjects(cli_edit_opts *o, const char *cmd, const struct cli_dataset *fallback, size_t tail);
+void cli_edit_opts_free(cli_edit_opts *o);
 /* The help text of those options. */
 void cli_edit_opts_help(FILE *f, int with_edit, const char *riemann_steps_name);
 /* Parses "mlp.down,attn.o" into a bit set; 0 on an unknown name (printed). */
