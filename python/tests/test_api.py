@@ -397,3 +397,11 @@ def test_version_mismatch_is_an_import_error(tmp_path):
     env["KNE_LIBRARY"] = str(tmp_path / "nope.so")
     r = subprocess.run([sys.executable, "-c", "import kne"], env=env, capture_output=True, text=True)
     assert r.returncode != 0 and "ImportError" in r.stderr and "KNE_LIBRARY" in r.stderr
+
+
+def test_example_script():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    r = subprocess.run([sys.executable, str(ROOT / "python" / "examples" / "edit.py"), str(LLAMA)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "English" in r.stdout
