@@ -242,7 +242,9 @@ enum {
 typedef struct kne_locate_params {
     uint32_t struct_size;
     int32_t steps;                 /* Riemann steps m, default 20 */
-    double keep;                   /* fraction of neurons kept by the global quantile, in (0, 1], default 0.01 */
+    double keep;                   /* fraction of neurons kept by the global quantile, in (0, 1]; default 0.1
+                                      (the paper's 0.01 edits too little once the edit preserves its context:
+                                      docs/method.md) */
     uint32_t modules;              /* bit set of KNE_MODULE_*, default KNE_MODULE_MLP_DOWN */
     int32_t layer_begin, layer_end;/* half-open layer range; default 0, -1 (= all layers) */
     int32_t objective;             /* KNE_OBJECTIVE_*, default PROB */
@@ -315,6 +317,9 @@ typedef struct kne_edit_params {
     kne_progress_fn progress;      /* optional, per step; may cancel */
     void *progress_user_data;
 } kne_edit_params;
+/* Defaults: alpha 1, lr 1e-2, max_steps 25, stop_loss 0, weight_decay 0,
+   preserve KNE_PRESERVE_CONTEXT, preserve_tol 1e-2, no neighbour term (n_neighbours 5).
+   preserve = 0 with kne_locate keep = 0.01 is the paper's plain recipe. */
 KNE_API kne_edit_params kne_edit_default_params(void);
 
 typedef struct kne_edit_report {

@@ -22,7 +22,7 @@ KNE_API kne_locate_params kne_locate_default_params(void)
     memset(&p, 0, sizeof p);
     p.struct_size = sizeof p;
     p.steps = 20;
-    p.keep = 0.01;
+    p.keep = 0.1;
     p.modules = KNE_MODULE_MLP_DOWN;
     p.layer_begin = 0;
     p.layer_end = -1;
