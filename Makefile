@@ -25,7 +25,7 @@ endif
 CC ?= cc
 CXX ?= g++
 OPT ?= -O2 -g
-WARN := -Wall -Wextra -Wno-unused-parameter
+WARN := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 CPPFLAGS_COMMON := -Iinclude -Ilib -Ishim -DKNE_BUILDING -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS_LIB := -std=c99 $(OPT) $(WARN) -fPIC -fvisibility=hidden $(SANFLAGS) $(CPPFLAGS_COMMON) \
               $(shell pkg-config --cflags json-c libpcre2-8 libutf8proc 2>/dev/null)
