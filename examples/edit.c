@@ -36,7 +36,7 @@ int main(int argc, char **argv)
     TRY(answer(m, prompt, before, sizeof before));
 
     kne_ensemble *ens = NULL;                   /* the fact's knowledge neurons */
-    TRY(kne_locate(&ens, m, &fact, 1, NULL));   /* defaults: 20 steps, keep 1%, mlp.down */
+    TRY(kne_locate(&ens, m, &fact, 1, NULL));   /* kne_locate_default_params() */
     kne_editor *ed = NULL;
     TRY(kne_editor_new(&ed, m, ens, NULL));
     kne_edit_report rep = {sizeof rep, 0, 0, 0, 0, 0};

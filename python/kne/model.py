@@ -472,13 +472,14 @@ class Model:
             _check(L.kne_model_save(m, b, _int(shard_bytes, "shard_bytes", 0, 2 ** 64 - 1)), "kne_model_save")
 
     # ---- KNE
-    def locate(self, facts: Union[FactLike, Iterable[FactLike]], steps: int = 20, keep: float = 0.01,
-               modules: Union[str, int, Iterable[Union[str, int]]] = ("mlp.down",),
-               layers: Optional[Tuple[int, int]] = None, objective: str = "prob",
+    def locate(self, facts: Union[FactLike, Iterable[FactLike]], steps: Optional[int] = None,
+               keep: Optional[float] = None,
+               modules: Union[None, str, int, Iterable[Union[str, int]]] = None,
+               layers: Optional[Tuple[int, int]] = None, objective: Optional[str] = None,
                progress: Progress = None) -> "Ensemble":
         """Attributes neurons for the facts and keeps the top ``keep`` fraction.
 
-        Args:
+        Args (None = the library's default, kne_locate_default_params):
             facts: (prompt, target[, subject]) tuples, dicts or :class:`Fact`.
             steps: Riemann steps m.
             keep: fraction kept by the global quantile, in (0, 1].
@@ -489,16 +490,20 @@ class Model:
         """
         arr, n, keep_alive = _facts(facts)
         p = L.default_params("kne_locate_default_params", L.kne_locate_params)
-        p.steps = _int(steps, "steps")
-        p.keep = _float(keep, "keep")
-        p.modules = _modules(modules)
+        if steps is not None:
+            p.steps = _int(steps, "steps")
+        if keep is not None:
+            p.keep = _float(keep, "keep")
+        if modules is not None:
+            p.modules = _modules(modules)
         if layers is not None:
             if not isinstance(layers, (tuple, list)) or len(layers) != 2:
                 raise TypeError("layers must be a (begin, end) pair")
             p.layer_begin, p.layer_end = _int(layers[0], "layer_begin"), _int(layers[1], "layer_end")
-        if objective not in _OBJECTIVES:
-            raise KneError(Status.INVALID_ARG, f"objective must be one of {sorted(_OBJECTIVES)}")
-        p.objective = _OBJECTIVES[objective]
+        if objective is not None:
+            if objective not in _OBJECTIVES:
+                raise KneError(Status.INVALID_ARG, f"objective must be one of {sorted(_OBJECTIVES)}")
+            p.objective = _OBJECTIVES[objective]
         prog = _Progress(progress)
         p.progress = prog.c
         out = L.kne_ensemble_p()
