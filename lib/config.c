@@ -65,6 +65,10 @@ static kne_status parse_rope(kne_config *c, const json_object *o, const char *pa
     const char *type = kne_json_str(spec, "rope_type");
     if (!type) type = kne_json_str(spec, "type");
     if (!type || !strcmp(type, "default")) return KNE_OK;
+    /* the type first: an unsupported one (e.g. longrope) need not have a "factor" */
+    if (strcmp(type, "linear") && strcmp(type, "llama3"))
+        return kne_fail(KNE_ERR_UNSUPPORTED, "%s: rope scaling type \"%s\" is not supported "
+                        "(supported: default, linear, llama3)", path, type);
     if (!kne_json_double(spec, "factor", &c->rope_factor) || c->rope_factor <= 0)
         return kne_fail(KNE_ERR_FORMAT, "%s: rope scaling \"%s\" needs a positive \"factor\"", path, type);
     if (!strcmp(type, "linear")) {
@@ -81,10 +85,8 @@ static kne_status parse_rope(kne_config *c, const json_object *o, const char *pa
             return kne_fail(KNE_ERR_FORMAT, "%s: llama3 rope scaling needs low_freq_factor < high_freq_factor "
                             "and original_max_position_embeddings", path);
         c->rope_original_max_pos = (int)omp;
-        return KNE_OK;
     }
-    return kne_fail(KNE_ERR_UNSUPPORTED, "%s: rope scaling type \"%s\" is not supported "
-                    "(supported: default, linear, llama3)", path, type);
+    return KNE_OK;
 }
 
 static kne_status parse_llama(kne_config *c, const json_object *o, const char *path)

@@ -1,5 +1,6 @@
 /* The editing objective: target NLL and locality terms. */
 #include "edit_loss.h"
+#include "edit_keys.h"
 #include "error.h"
 
 #include <stdlib.h>
@@ -24,14 +25,66 @@ static kt_tensor *pad_batch(const kne_model *m, kt_arena *a, int32_t *const *seq
     return t;
 }
 
+/* The neighbour term: each edit prompt with its subject replaced by up to n_neighbours
+   other subjects; the next-token distribution there is held to the unedited model's. */
+static kne_status neighbour_init(kne_edit_loss *L, kt_arena *a, const kne_fact *facts, size_t n_facts)
+{
+    const kne_model *m = L->m;
+    const kne_edit_params *p = L->p;
+    size_t cap = n_facts * (size_t)p->n_neighbours, k = 0;
+    if (cap == 0) return KNE_OK;
+    int32_t **seqs = calloc(cap, sizeof *seqs);
+    size_t *lens = calloc(cap, sizeof *lens);
+    kne_status s = seqs && lens ? KNE_OK : kne_fail(KNE_ERR_OUT_OF_MEMORY, "kne_apply: out of memory");
+    for (size_t i = 0; s == KNE_OK && i < n_facts; i++) {
+        int used = 0;
+        for (size_t j = 0; s == KNE_OK && j < p->n_neighbour_subjects && used < p->n_neighbours; j++) {
+            if (facts[i].subject && !strcmp(p->neighbour_subjects[j], facts[i].subject)) continue;
+            char *text = kne_replace_subject(facts[i].prompt, facts[i].subject, p->neighbour_subjects[j]);
+            if (!text) break;
+            s = kne_tokenize_alloc(m, text, 1, &seqs[k], &lens[k]);
+            free(text);
+            if (s == KNE_OK && (lens[k] == 0 || lens[k] > (size_t)m->cfg.n_ctx)) {
+                free(seqs[k]);
+                continue;
+            }
+            if (s == KNE_OK) k++, used++;
+        }
+    }
+    if (s == KNE_OK && k > 0) {
+        int64_t T = 0, K = (int64_t)k;
+        L->nb_ids = pad_batch(m, a, seqs, lens, k, &T);
+        int64_t *last = malloc(sizeof(int64_t) * k);
+        if (last) {
+            for (size_t i = 0; i < k; i++) last[i] = (int64_t)i * T + (int64_t)lens[i] - 1;
+            L->nb_flat_last = kt_from_data(a, last, KT_I64, 1, &K, m->device, KT_I64);
+        } else {
+            kt_arena_fail(a, KNE_ERR_OUT_OF_MEMORY, "kne_apply: out of memory");
+        }
+        free(last);
+        int prev = kt_grad_mode(0);
+        kne_fwd f = {0};
+        f.ids = L->nb_ids;
+        f.layer_stop = -1;
+        kt_tensor *lg = kt_reshape(a, kne_forward_graph(m, a, &f), 2, (int64_t[]){-1, m->cfg.n_vocab});
+        L->nb_ref = kt_log_softmax(a, kt_index_select(a, lg, 0, L->nb_flat_last), -1);
+        kt_grad_mode(prev);
+        s = kt_arena_report(a, "kne_apply: neighbour prompts");
+    }
+    for (size_t i = 0; i < k; i++) free(seqs[i]);
+    free(seqs);
+    free(lens);
+    return s;
+}
+
 kne_status kne_edit_loss_init(kne_edit_loss *L, const kne_model *m, kt_arena *a, const kne_fact *facts, size_t n_facts,
                               const kne_enc_fact *ef, const kne_edit_params *p)
 {
     memset(L, 0, sizeof *L);
     L->m = m;
     L->p = p;
-    int32_t **seqs = malloc(sizeof(int32_t *) * n_facts);
-    size_t *lens = malloc(sizeof(size_t) * n_facts), n_tok = 0;
+    int32_t **seqs = calloc(n_facts, sizeof(int32_t *));
+    size_t *lens = calloc(n_facts, sizeof(size_t)), n_tok = 0;
     if (!seqs || !lens) {
         free(seqs);
         free(lens);
@@ -65,8 +118,9 @@ kne_status kne_edit_loss_init(kne_edit_loss *L, const kne_model *m, kt_arena *a,
     free(w);
     free(seqs);
     free(lens);
-    (void)facts;
-    return kt_arena_report(a, "kne_apply");
+    kne_status s = kt_arena_report(a, "kne_apply");
+    if (s == KNE_OK && p->neighbour_weight > 0) s = neighbour_init(L, a, facts, n_facts);
+    return s;
 }
 
 kt_tensor *kne_edit_loss_eval(const kne_edit_loss *L, kt_arena *a, kne_linear_hook hook, void *hook_ctx,
@@ -85,6 +139,13 @@ kt_tensor *kne_edit_loss_eval(const kne_edit_loss *L, kt_arena *a, kne_linear_ho
     kt_tensor *nll = kt_neg(a, kt_reshape(a, kt_gather(a, lp, 1, L->tgt), 1, (int64_t[]){-1}));
     kt_tensor *loss = kt_sum(a, kt_mul(a, nll, L->weight));
     *target_nll = kt_item(a, loss);
+    if (L->nb_ids) {
+        f.ids = L->nb_ids;
+        kt_tensor *nl = kt_reshape(a, kne_forward_graph(m, a, &f), 2, (int64_t[]){-1, V});
+        kt_tensor *cur = kt_log_softmax(a, kt_index_select(a, nl, 0, L->nb_flat_last), -1);
+        double w = L->p->neighbour_weight / (double)kt_size(L->nb_ids, 0);
+        loss = kt_add(a, loss, kt_scale(a, kt_kl_logits(a, cur, L->nb_ref), w));
+    }
     return loss;
 }
 

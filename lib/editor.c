@@ -206,6 +206,7 @@ static kne_status train(kne_editor *ed, kt_arena *train_a, const kne_fact *facts
     if (s == KNE_OK) s = kne_edit_key_basis(ed, train_a, facts, n_facts, basis);
     if (s == KNE_OK) s = kne_edit_loss_init(&loss_ctx, m, train_a, facts, n_facts, ef, &ed->params);
     int prev = kt_grad_mode(1);
+    kne_model_use_threads(m);
     for (int step = 0; s == KNE_OK && step < p->max_steps; step++) {
         kt_arena *a = kt_arena_new();
         double target_nll = NAN;

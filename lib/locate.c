@@ -195,16 +195,22 @@ KNE_API kne_status kne_locate(kne_ensemble **out, kne_model *m, const kne_fact *
     size_t units = 0, done = 0;
     for (int mi = 0; mi < KNE_N_MODULES; mi++) units += (p.modules >> mi) & 1;
     units *= (size_t)(le - lb) * n_facts;
-    pthread_rwlock_rdlock(&m->lock);
+    kne_model_use_threads(m);
+    /* The read lock is held per fact (its prefix and units), not across callbacks, so a
+       waiting row write is not held up by a whole locate. */
     for (size_t fi = 0; fi < n_facts && s == KNE_OK; fi++) {
         kt_arena *a = kt_arena_new();
         kt_tensor **res = calloc((size_t)m->cfg.n_layer, sizeof *res);
+        pthread_rwlock_rdlock(&m->lock);
         s = res ? prefix_streams(m, a, &ef[fi], res) : kne_fail(KNE_ERR_OUT_OF_MEMORY, "kne_locate: out of memory");
+        pthread_rwlock_unlock(&m->lock);
         for (int l = lb; l < le && s == KNE_OK; l++)
             for (int mi = 0; mi < KNE_N_MODULES && s == KNE_OK; mi++) {
                 if (!(p.modules & (1u << mi))) continue;
                 kt_grad_mode(1);
+                pthread_rwlock_rdlock(&m->lock);
                 s = attribute_one(m, &ef[fi], res[l], l, mi, &p, kne_ensemble_entry(e, l, mi)->scores);
+                pthread_rwlock_unlock(&m->lock);
                 kt_grad_mode(0);
                 done++;
                 if (s == KNE_OK && p.progress && !p.progress((float)done / (float)units, p.progress_user_data))
@@ -213,7 +219,6 @@ KNE_API kne_status kne_locate(kne_ensemble **out, kne_model *m, const kne_fact *
         free(res);
         kt_arena_free(a);
     }
-    pthread_rwlock_unlock(&m->lock);
     kt_grad_mode(prev);
     for (size_t i = 0; s == KNE_OK && i < (size_t)e->n_layers * KNE_N_MODULES; i++)
         for (size_t r = 0; e->entries[i].scores && r < e->entries[i].n_scores; r++)

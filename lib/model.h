@@ -33,6 +33,7 @@ struct kne_model {
     kne_block *blocks;
     kne_tokenizer *tok;
     uint64_t fingerprint;        /* identifies the checkpoint (ensembles check it) */
+    int n_threads;               /* CPU threads per call, 0 = libtorch's default */
     pthread_rwlock_t lock;       /* readers: forward; writer: an edit's row write */
 };
 
@@ -60,6 +61,8 @@ kt_tensor *kne_forward_graph(const kne_model *m, kt_arena *a, const kne_fwd *f);
 kt_tensor *kne_ids_tensor(const kne_model *m, kt_arena *a, const int32_t *ids, int64_t rows, int64_t cols);
 /* Checks ids against the vocabulary and context (KNE_ERR_INVALID_ARG, KNE_ERR_EMPTY, KNE_ERR_TOO_LONG). */
 kne_status kne_check_ids(const kne_model *m, const int32_t *ids, size_t n_ids);
+/* Applies the model's thread count to the calling thread (OpenMP settings are per thread). */
+void kne_model_use_threads(const kne_model *m);
 /* Does the architecture have this module index? */
 int kne_model_has_module(const kne_model *m, int module);
 #endif

@@ -25,6 +25,11 @@ KNE_API const char *kne_model_arch(const kne_model *m)
     return "unknown";
 }
 
+void kne_model_use_threads(const kne_model *m)
+{
+    if (m->n_threads > 0) kt_thread_limit(m->n_threads);
+}
+
 int kne_model_has_module(const kne_model *m, int module)
 {
     return module >= 0 && module < KNE_N_MODULES && m->blocks[0].lin[module].w != NULL;
@@ -48,6 +53,7 @@ kne_status kne_check_ids(const kne_model *m, const int32_t *ids, size_t n_ids)
 static kne_status run_logits(kne_model *m, kt_arena *a, const int32_t *ids, size_t n, kt_tensor **logits)
 {
     int prev = kt_grad_mode(0);
+    kne_model_use_threads(m);
     pthread_rwlock_rdlock(&m->lock);
     kne_fwd f = {0};
     f.ids = kne_ids_tensor(m, a, ids, 1, (int64_t)n);

@@ -1,5 +1,6 @@
 /* kne_model_load: config.json + safetensors shards -> shim tensors in the compute
    dtype, one tensor at a time (the mmap'ed pages of each are dropped once converted). */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: writer preference */
 #include "model.h"
 #include "error.h"
 #include "safetensors.h"
@@ -145,12 +146,22 @@ static kne_status load_gpt2_block(loader *ld, int l)
     return load_linear(ld, &b->lin[KNE_MOD_DOWN], name, E, c->n_ff, 1, 1);
 }
 
-static int count_tensors(const kne_config *c)
+/* The number of load_tensor calls load_weights makes, so that progress ends at exactly 1:
+   optional biases and the lm_head (absent or tied) are counted as load_weights reads them. */
+static int count_tensors(const kne_config *c, const kne_st_set *st)
 {
     switch (c->arch) {
-    case KNE_ARCH_LLAMA: return 2 + !c->tie_embeddings + c->n_layer * 9;
-    case KNE_ARCH_GPTJ: return 4 + c->n_layer * 10;
-    case KNE_ARCH_GPT2: return 4 + c->n_layer * 12;
+    case KNE_ARCH_LLAMA: {
+        int per_layer = 9 + (c->attn_bias ? 3 : 0) + (c->attn_o_bias ? 1 : 0) + (c->mlp_bias ? 3 : 0);
+        int head = !c->tie_embeddings && kne_st_find(st, "lm_head.weight");
+        return 2 + head + c->n_layer * per_layer;
+    }
+    case KNE_ARCH_GPTJ: {
+        int head = c->tie_embeddings ? 0 : 1 + (kne_st_find(st, "lm_head.bias") != NULL);
+        return 3 + head + c->n_layer * 10;
+    }
+    case KNE_ARCH_GPT2:
+        return 4 + c->n_layer * 12;
     }
     return 1;
 }
@@ -161,7 +172,7 @@ static kne_status load_weights(loader *ld)
     const kne_config *c = &m->cfg;
     int64_t V = c->n_vocab, E = c->n_embd;
     char name[256];
-    ld->total = count_tensors(c);
+    ld->total = count_tensors(c, ld->st);
     if (c->arch == KNE_ARCH_LLAMA) {
         KNE_TRY(load_tensor(ld, &m->wte, "model.embed_tokens.weight", 2, V, E, 0));
         for (int l = 0; l < c->n_layer; l++) KNE_TRY(load_llama_block(ld, l));
@@ -249,6 +260,8 @@ KNE_API kne_status kne_model_load(kne_model **out, const char *dir, const kne_mo
     if (stat(dir, &sb) != 0)
         return kne_fail(errno == ENOENT ? KNE_ERR_NOT_FOUND : KNE_ERR_IO, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(sb.st_mode)) return kne_fail(KNE_ERR_NOT_FOUND, "%s: not a directory", dir);
+    if (!*p.device) /* the shim would read "" as cpu, but the model would then report device "" */
+        return kne_fail(KNE_ERR_DEVICE, "device '' is empty (use cpu, cuda or cuda:N)");
     KNE_TRY(kt_check_device(p.device));
     if (strlen(p.device) >= sizeof((kne_model *)0)->device)
         return kne_fail(KNE_ERR_DEVICE, "device string '%s' is too long", p.device);
@@ -256,7 +269,16 @@ KNE_API kne_status kne_model_load(kne_model **out, const char *dir, const kne_mo
 
     kne_model *m = calloc(1, sizeof *m);
     if (!m) return kne_fail(KNE_ERR_OUT_OF_MEMORY, "kne_model_load: out of memory");
-    pthread_rwlock_init(&m->lock, NULL);
+    /* Prefer writers: with glibc's default, readers forwarding back to back would
+       starve an edit's row write forever. */
+    pthread_rwlockattr_t lock_attr;
+    pthread_rwlockattr_init(&lock_attr);
+#ifdef __GLIBC__
+    pthread_rwlockattr_setkind_np(&lock_attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    pthread_rwlock_init(&m->lock, &lock_attr);
+    pthread_rwlockattr_destroy(&lock_attr);
+    m->n_threads = p.n_threads;
     m->dir = strdup(dir);
     snprintf(m->device, sizeof m->device, "%s", p.device);
     m->weights = kt_arena_new();

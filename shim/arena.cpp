@@ -145,6 +145,15 @@ void kt_set_num_threads(int n)
     }
 }
 
+// libtorch's CPU kernels run on OpenMP (libgomp comes with libtorch_cpu); weak so a
+// build without OpenMP links too.
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
+
+void kt_thread_limit(int n)
+{
+    if (n > 0 && omp_set_num_threads) omp_set_num_threads(n);
+}
+
 int kt_grad_mode(int enabled)
 {
     bool prev = c10::GradMode::is_enabled();

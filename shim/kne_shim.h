@@ -40,6 +40,8 @@ void kt_arena_fail(kt_arena *a, kne_status s, const char *msg);
 int kt_cuda_device_count(void);               /* 0 without CUDA */
 kne_status kt_check_device(const char *device); /* KNE_ERR_DEVICE with a message if unusable */
 void kt_set_num_threads(int n);
+/* Limits the calling thread's parallel regions to n threads (OpenMP is per thread). */
+void kt_thread_limit(int n);
 /* Sets grad mode for this thread, returns the previous one. */
 int kt_grad_mode(int enabled);
 void kt_manual_seed(uint64_t seed);
