@@ -66,7 +66,7 @@ EXAMPLE_BIN := $(EXAMPLE_C:examples/%.c=$(B)/examples/%) $(EXAMPLE_CXX:examples/
 PROG_CFLAGS := -std=c99 $(OPT) $(WARN) $(SANFLAGS) -Iinclude -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 PROG_LDFLAGS := $(SANFLAGS) -L$(B) -Wl,-rpath,$(abspath $(B)) -lkne -lm -lpthread
 
-.PHONY: all lib cli tests bench examples check install uninstall clean tsan asan
+.PHONY: all lib cli tests bench examples check install uninstall clean tsan asan demo
 all: lib cli
 
 lib: $(B)/libkne.so
@@ -108,6 +108,10 @@ $(B)/examples/%: examples/%.c $(B)/libkne.so
 $(B)/examples/%_cpp: examples/%.cpp $(B)/libkne.so
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 $(OPT) -Wall -Wextra -Iinclude $< -o $@ $(PROG_LDFLAGS)
+
+# The main job: edit one fact of a testbed model, print the answer before and after.
+demo: all examples
+	$(B)/examples/edit $(SHARED)/models/kne-llama-tiny
 
 check: all tests examples
 	B=$(B) SHARED=$(SHARED) PYTHON=$(PYTHON) sh test/run_all.sh
