@@ -309,7 +309,7 @@ typedef struct kne_edit_params {
     double weight_decay;           /* L2 on W_kne (0 = off) */
     /* Locality extensions beyond the paper (docs/method.md; each 0 = off): */
     uint32_t preserve;             /* bit set of KNE_PRESERVE_*: keys whose outputs the edit must not change */
-    double preserve_tol;           /* singular values below tol * largest are ignored (default 1e-2) */
+    double preserve_tol;           /* singular values below tol * largest are ignored (default 0.1) */
     double neighbour_weight;       /* weight of the neighbour KL term */
     int32_t n_neighbours;          /* neighbour subjects used per fact (default 5) */
     const char *const *neighbour_subjects; /* other subjects substituted for the fact's subject (copied by kne_editor_new) */
@@ -318,7 +318,7 @@ typedef struct kne_edit_params {
     void *progress_user_data;
 } kne_edit_params;
 /* Defaults: alpha 1, lr 1e-2, max_steps 25, stop_loss 0, weight_decay 0,
-   preserve KNE_PRESERVE_CONTEXT, preserve_tol 1e-2, no neighbour term (n_neighbours 5).
+   preserve KNE_PRESERVE_CONTEXT, preserve_tol 0.1, no neighbour term (n_neighbours 5).
    preserve = 0 with kne_locate keep = 0.01 is the paper's plain recipe. */
 KNE_API kne_edit_params kne_edit_default_params(void);
 

@@ -29,7 +29,7 @@ KNE_API kne_edit_params kne_edit_default_params(void)
     p.stop_loss = 0.0;
     p.weight_decay = 0.0;
     p.preserve = KNE_PRESERVE_CONTEXT;
-    p.preserve_tol = 1e-2;
+    p.preserve_tol = 0.1;
     p.neighbour_weight = 0.0;
     p.n_neighbours = 5;
     return p;
