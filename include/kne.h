@@ -122,7 +122,7 @@ KNE_API kne_status kne_model_load(kne_model **out, const char *dir, const kne_mo
    must be freed first. Not thread-safe with any other use of the model. */
 KNE_API void kne_model_free(kne_model *model);
 
-/* Shape queries; 0 (or NULL) for a NULL model. Thread-safe. */
+/* Shape queries; 0 (or NULL) for a NULL model. Thread-safe (read-only). */
 KNE_API int32_t kne_model_n_vocab(const kne_model *model);
 KNE_API int32_t kne_model_n_layers(const kne_model *model);
 KNE_API int32_t kne_model_n_embd(const kne_model *model);
@@ -158,8 +158,10 @@ typedef struct kne_generate_params {
 KNE_API kne_generate_params kne_generate_default_params(void);
 
 /* Continues prompt_ids; writes the new ids (at most cap) into out_ids and their number
-   into *n_out. Stops at max_tokens, at EOS (if asked) or at the context length.
-   Same threading as kne_model_forward. */
+   into *n_out (KNE_ERR_BUFFER_TOO_SMALL when more were made than cap). Stops at
+   max_tokens, at EOS (if asked) or at the context length. Thread-safe like
+   kne_model_forward; each token's forward sees whole edits only, so a generation that
+   overlaps an edit may continue with the edited weights after some tokens. */
 KNE_API kne_status kne_model_generate(kne_model *model, const int32_t *prompt_ids, size_t n_prompt,
                                       const kne_generate_params *params,
                                       int32_t *out_ids, size_t cap, size_t *n_out);
@@ -180,8 +182,9 @@ KNE_API kne_status kne_model_save(const kne_model *model, const char *dir, uint6
 KNE_API kne_status kne_tokenizer_load(kne_tokenizer **out, const char *path);
 /* NULL-safe. Do not free a model's tokenizer (kne_model_tokenizer): the model owns it. */
 KNE_API void kne_tokenizer_free(kne_tokenizer *tok);
+/* Vocabulary size including added tokens; 0 for NULL. Thread-safe (read-only). */
 KNE_API int32_t kne_tokenizer_n_vocab(const kne_tokenizer *tok);
-/* Special ids, -1 when the tokenizer has none. */
+/* Special ids, -1 when the tokenizer has none. Thread-safe (read-only). */
 KNE_API int32_t kne_tokenizer_bos(const kne_tokenizer *tok);
 KNE_API int32_t kne_tokenizer_eos(const kne_tokenizer *tok);
 
@@ -261,7 +264,9 @@ KNE_API kne_locate_params kne_locate_default_params(void);
    (a module the architecture lacks), KNE_ERR_NUMERIC, KNE_ERR_CANCELLED, KNE_ERR_BACKEND. */
 KNE_API kne_status kne_locate(kne_ensemble **out, kne_model *model, const kne_fact *facts,
                               size_t n_facts, const kne_locate_params *params);
-/* NULL-safe. */
+/* Ensembles are immutable after creation: every query below is thread-safe, and
+   borrowed pointers stay valid until kne_ensemble_free. */
+/* NULL-safe. Not thread-safe with other uses of the same ensemble. */
 KNE_API void kne_ensemble_free(kne_ensemble *ens);
 /* Total number of selected neurons. */
 KNE_API size_t kne_ensemble_size(const kne_ensemble *ens);
@@ -332,7 +337,7 @@ typedef struct kne_edit_report {
 } kne_edit_report;
 
 /* Creates an editor for model with the neurons of ens (copied; ens may be freed after).
-   *out caller-owned (kne_editor_free). Returns KNE_OK, KNE_ERR_INVALID_ARG, KNE_ERR_MISMATCH,
+   *out caller-owned (kne_editor_free). Thread-safe (reads the model's shapes only). Returns KNE_OK, KNE_ERR_INVALID_ARG, KNE_ERR_MISMATCH,
    KNE_ERR_EMPTY (an empty ensemble). */
 KNE_API kne_status kne_editor_new(kne_editor **out, kne_model *model, const kne_ensemble *ens,
                                   const kne_edit_params *params);
@@ -349,9 +354,11 @@ KNE_API kne_status kne_apply(kne_editor *editor, const kne_fact *facts, size_t n
    Edits revert in reverse order (LIFO). Returns KNE_OK, KNE_ERR_STATE (nothing to revert),
    KNE_ERR_BACKEND. Same threading as kne_apply. */
 KNE_API kne_status kne_editor_revert(kne_editor *editor);
-/* Number of applied edits not reverted. */
+/* Number of applied edits not reverted. Not thread-safe with kne_apply/revert on the
+   same editor. */
 KNE_API size_t kne_editor_n_applied(const kne_editor *editor);
-/* NULL-safe; keeps applied edits in the model. */
+/* NULL-safe; keeps applied edits in the model (they can no longer be reverted). Not
+   thread-safe with other uses of the same editor. The model must outlive its editors. */
 KNE_API void kne_editor_free(kne_editor *editor);
 
 #ifdef __cplusplus
