@@ -245,7 +245,13 @@ int cmd_eval(int argc, char **argv)
     if (method == METHOD_FT) {
         int L = kne_model_n_layers(m), E = kne_model_n_embd(m);
         if (ft_layer < 0) ft_layer = L / 2;
-        if (ft_layer >= L) s = KNE_ERR_INVALID_ARG, fprintf(stderr, "kne eval: --ft-layer %ld >= %d layers\n", ft_layer, L);
+        if (ft_layer >= L) {
+            if (df) fclose(df);
+            kne_model_free(m);
+            cli_dataset_free(&ds);
+            cli_edit_opts_free(&o);
+            return cli_fail("eval", 2, "--ft-layer %ld: the model has %d layers", ft_layer, L);
+        }
         int32_t *rows = malloc(sizeof *rows * (size_t)E);
         for (int i = 0; rows && i < E; i++) rows[i] = i;
         kne_ensemble *ens = NULL;
