@@ -83,8 +83,6 @@ int cmd_edit(int argc, char **argv)
         help(stderr);
         return cli_fail("edit", 2, "DIR, --facts and -o are required");
     }
-    if (!CLI_HAVE(kne_editor_new) || !CLI_HAVE(kne_apply) || !CLI_HAVE(kne_editor_free))
-        return cli_fail("edit", 1, "this libkne has no editor (kne_editor_new / kne_apply)");
     struct stat sb;
     if (lstat(out_dir, &sb) == 0) return cli_fail("edit", 1, "%s already exists; choose a new output directory", out_dir);
     cli_dataset ds;

@@ -206,10 +206,6 @@ int cmd_eval(int argc, char **argv)
         help(stderr);
         return cli_fail("eval", 2, "DIR and --data are required");
     }
-    if (method != METHOD_NONE && (!CLI_HAVE(kne_editor_new) || !CLI_HAVE(kne_apply) ||
-                                  !CLI_HAVE(kne_editor_revert) || !CLI_HAVE(kne_editor_free)))
-        return cli_fail("eval", 1, "this libkne has no editor (kne_editor_new / kne_apply / kne_editor_revert); "
-                        "only --method none works");
     cli_dataset ds;
     char err[1024];
     if (cli_dataset_load(&ds, data, 0, err, sizeof err)) return cli_fail("eval", 1, "%s", err);

@@ -108,14 +108,7 @@ void cli_edit_opts_init(cli_edit_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->locate = kne_locate_default_params();
-    if (CLI_HAVE(kne_edit_default_params)) {
-        o->edit = kne_edit_default_params();
-    } else {
-        o->edit.struct_size = sizeof o->edit;
-        o->edit.alpha = 1;
-        o->edit.lr = 1e-2;
-        o->edit.max_steps = 25;
-    }
+    o->edit = kne_edit_default_params();
 }
 
 uint32_t cli_parse_modules(const char *cmd, const char *s)

@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "kne.h"
-#include "compat.h"
 #include "dataset.h"
 
 /* Prints "kne CMD: <status>: <library message>" on stderr and returns 1 (exit code). */
