@@ -14,10 +14,13 @@ run() { # name, command...
     "$@" >"$log" 2>&1
     rc=$?
     cat "$log"
-    line=$(grep -E '^[A-Za-z_0-9.:-]*:? ?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    # the closing "N passed, N failed" of our tests, or pytest's "N passed[, N failed] in ..."
+    line=$(grep -E '(^|[^0-9])[0-9]+ (passed|failed)' "$log" | tail -n 1)
     if [ -n "$line" ]; then
-        p=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\1/')
-        f=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\2/')
+        p=$(echo "$line" | sed -nE 's/^(.*[^0-9])?([0-9]+) passed.*$/\2/p')
+        f=$(echo "$line" | sed -nE 's/^(.*[^0-9])?([0-9]+) failed.*$/\2/p')
+        e=$(echo "$line" | sed -nE 's/^(.*[^0-9])?([0-9]+) errors?.*$/\2/p')
+        p=${p:-0}; f=$(( ${f:-0} + ${e:-0} ))
         passed=$((passed + p)); failed=$((failed + f))
         [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && { failed=$((failed + 1)); echo "FAIL $name exited $rc"; }
     elif [ "$rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL $name exited $rc"; fi

@@ -150,7 +150,9 @@ static void reference_oracle(void)
     kne_fact f = {json_object_get_string(json_object_object_get(ref, "record")),
                   json_object_get_string(json_object_object_get(ref, "target")), NULL};
     kne_ensemble *e = NULL;
-    CHECK_STATUS(kne_locate(&e, m, &f, 1, NULL), KNE_OK);
+    kne_locate_params lp = kne_locate_default_params();
+    lp.keep = 0.01; /* the reference's default */
+    CHECK_STATUS(kne_locate(&e, m, &f, 1, &lp), KNE_OK);
     double worst = 0;
     size_t rows_equal = 0, layers = 0;
     for (int l = 0; e && l < kne_model_n_layers(m); l++) {
