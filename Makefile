@@ -120,9 +120,10 @@ tsan:
 	$(MAKE) SANITIZE=thread tests
 	B=build-thread SHARED=$(SHARED) sh test/run_all.sh test_threads
 
+# AddressSanitizer over every test and example (the Python tests need an ASan python: skipped)
 asan:
-	$(MAKE) SANITIZE=address tests
-	ASAN_OPTIONS=detect_leaks=0 B=build-address SHARED=$(SHARED) sh test/run_all.sh
+	$(MAKE) SANITIZE=address all tests examples
+	ASAN_OPTIONS=detect_leaks=0 SKIP_PYTHON=1 B=build-address SHARED=$(SHARED) sh test/run_all.sh
 
 kne.pc: pkgconfig/kne.pc.in include/kne.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \

@@ -102,7 +102,9 @@ typedef struct kne_model_params {
     uint32_t struct_size;          /* set by kne_model_default_params */
     const char *device;            /* "cpu" (default), "cuda", "cuda:N"; borrowed during the call */
     int32_t dtype;                 /* compute dtype: KNE_DTYPE_* */
-    int32_t n_threads;             /* CPU threads for this process's libtorch pool, 0 = all cores */
+    int32_t n_threads;             /* CPU threads of each call on this model (OpenMP, per calling thread),
+                                      0 = libtorch's default; also sets OpenBLAS's process-wide pool
+                                      (0: one thread unless OPENBLAS_NUM_THREADS is set) */
     kne_progress_fn progress;      /* optional: called per loaded tensor; may cancel */
     void *progress_user_data;
 } kne_model_params;

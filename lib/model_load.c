@@ -266,6 +266,12 @@ KNE_API kne_status kne_model_load(kne_model **out, const char *dir, const kne_mo
     if (strlen(p.device) >= sizeof((kne_model *)0)->device)
         return kne_fail(KNE_ERR_DEVICE, "device string '%s' is too long", p.device);
     kt_set_num_threads(p.n_threads);
+    /* OpenBLAS threads under libtorch's own parallelism oversubscribe the cores: a 16-token
+       forward of kne-llama-tiny takes 40 ms with the default pool and 8 ms with one
+       thread, locate + apply 2.3 s and 0.74 s (docs/BENCHMARKS.md). So: n_threads when
+       given, else 1 unless the user set OPENBLAS_NUM_THREADS. */
+    if (p.n_threads > 0) kt_blas_threads(p.n_threads);
+    else if (!getenv("OPENBLAS_NUM_THREADS")) kt_blas_threads(1);
 
     kne_model *m = calloc(1, sizeof *m);
     if (!m) return kne_fail(KNE_ERR_OUT_OF_MEMORY, "kne_model_load: out of memory");

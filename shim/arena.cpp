@@ -154,6 +154,15 @@ void kt_thread_limit(int n)
     if (n > 0 && omp_set_num_threads) omp_set_num_threads(n);
 }
 
+// Debian's libtorch does its matrix products in OpenBLAS, whose own thread pool is
+// process-wide and knows nothing of OpenMP's.
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
+void kt_blas_threads(int n)
+{
+    if (n > 0 && openblas_set_num_threads) openblas_set_num_threads(n);
+}
+
 int kt_grad_mode(int enabled)
 {
     bool prev = c10::GradMode::is_enabled();

@@ -42,6 +42,8 @@ kne_status kt_check_device(const char *device); /* KNE_ERR_DEVICE with a message
 void kt_set_num_threads(int n);
 /* Limits the calling thread's parallel regions to n threads (OpenMP is per thread). */
 void kt_thread_limit(int n);
+/* Sets the BLAS library's (process-wide) thread count, where the BLAS is OpenBLAS. */
+void kt_blas_threads(int n);
 /* Sets grad mode for this thread, returns the previous one. */
 int kt_grad_mode(int enabled);
 void kt_manual_seed(uint64_t seed);

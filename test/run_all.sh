@@ -29,7 +29,7 @@ if [ $# -gt 0 ]; then tests="$*"; else tests=$(ls "$B"/test/ 2>/dev/null); fi
 for t in $tests; do run "$t" "$B/test/$t"; done
 if [ $# -eq 0 ]; then
     for e in "$B"/examples/*; do [ -x "$e" ] && run "example $(basename "$e")" "$e" "$KNE_SHARED/models/kne-llama-tiny"; done
-    if [ -d python/tests ] && "$PYTHON" -c 'import pytest' 2>/dev/null; then
+    if [ -z "$SKIP_PYTHON" ] && [ -d python/tests ] && "$PYTHON" -c 'import pytest' 2>/dev/null; then
         run "python" env PYTHONPATH="$(pwd)/python" "$PYTHON" -m pytest -q python/tests
     fi
 fi
