@@ -19,6 +19,26 @@ typedef struct loader {
     int done, total;
 } loader;
 
+#define CHUNK_BYTES ((size_t)8 << 20)
+
+/* Converts a large tensor a few MB of rows at a time, dropping each chunk's file pages
+   once copied, so the mmap'ed original and the converted copy are never both resident
+   (an embedding matrix is most of a small model). */
+static kt_tensor *convert_in_chunks(loader *ld, kt_arena *tmp, const kne_st_tensor *t)
+{
+    kt_tensor *x = kt_empty(tmp, t->ndim, t->shape, ld->m->dtype, ld->m->device);
+    size_t row_bytes = t->nbytes / (size_t)t->shape[0];
+    int64_t rows = row_bytes ? (int64_t)(CHUNK_BYTES / row_bytes) : t->shape[0];
+    if (rows < 1) rows = 1;
+    for (int64_t r = 0; r < t->shape[0] && kt_arena_status(tmp) == KNE_OK; r += rows) {
+        int64_t n = r + rows <= t->shape[0] ? rows : t->shape[0] - r;
+        const char *src = (const char *)t->data + (size_t)r * row_bytes;
+        kt_copy_rows_from_data(tmp, x, r, n, src, t->dtype);
+        kne_st_release_bytes(src, (size_t)n * row_bytes);
+    }
+    return x;
+}
+
 /* Fetches name, checks its shape, converts it to the compute dtype on the device.
    transpose: the checkpoint stores [in, out] (GPT-2 Conv1D). */
 static kne_status load_tensor(loader *ld, kt_tensor **out, const char *name, int ndim, int64_t d0, int64_t d1,
@@ -37,7 +57,11 @@ static kne_status load_tensor(loader *ld, kt_tensor **out, const char *name, int
                         ld->m->dir, name, got, exp);
     }
     kt_arena *tmp = kt_arena_new();
-    kt_tensor *x = kt_from_data(tmp, t->data, t->dtype, t->ndim, t->shape, ld->m->device, ld->m->dtype);
+    kt_tensor *x;
+    if (!transpose && t->nbytes > 2 * CHUNK_BYTES)
+        x = convert_in_chunks(ld, tmp, t);
+    else
+        x = kt_from_data(tmp, t->data, t->dtype, t->ndim, t->shape, ld->m->device, ld->m->dtype);
     if (transpose) x = kt_contiguous(tmp, kt_transpose(tmp, x, 0, 1));
     *out = kt_ref(ld->m->weights, x);
     kne_status s = kt_arena_status(tmp) != KNE_OK ? kt_arena_report(tmp, name) : kt_arena_report(ld->m->weights, name);

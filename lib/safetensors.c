@@ -127,18 +127,23 @@ const kne_st_tensor *kne_st_find(const kne_st_set *set, const char *name)
     return NULL;
 }
 
-void kne_st_release(const kne_st_set *set, const kne_st_tensor *t)
+void kne_st_release_bytes(const void *data, size_t nbytes)
 {
-    (void)set;
-    if (!t || !t->data || t->nbytes == 0) return;
+    if (!data || nbytes == 0) return;
     long page = sysconf(_SC_PAGESIZE);
     if (page <= 0) return;
-    uintptr_t lo = (uintptr_t)t->data, hi = lo + t->nbytes;
+    uintptr_t lo = (uintptr_t)data, hi = lo + nbytes;
     uintptr_t p = (uintptr_t)page;
-    /* only pages fully inside the tensor: neighbours may still be in use */
+    /* only pages fully inside the range: neighbours may still be in use */
     uintptr_t start = (lo + p - 1) / p * p, end = hi / p * p;
     /* read-only private mapping: dropped pages are re-read from the file if touched */
     if (end > start) madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
+void kne_st_release(const kne_st_set *set, const kne_st_tensor *t)
+{
+    (void)set;
+    if (t) kne_st_release_bytes(t->data, t->nbytes);
 }
 
 /* Room for need items: returns the (maybe moved) array, or NULL with arr untouched. */

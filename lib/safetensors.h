@@ -41,6 +41,8 @@ const kne_st_tensor *kne_st_find(const kne_st_set *set, const char *name); /* NU
 /* Drops the tensor's pages from memory (madvise DONTNEED) once it has been converted,
    so that loading never holds the mmap'ed file and the converted weights at once. */
 void kne_st_release(const kne_st_set *set, const kne_st_tensor *t);
+/* The same for a byte range of a mapped tensor (pages fully inside it). */
+void kne_st_release_bytes(const void *data, size_t nbytes);
 
 /* Writing: one file with the given tensors (data in the stated dtype, row-major),
    metadata {"format": "pt"}. Written to path + ".tmp" and renamed. */

@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <sys/stat.h>
 
@@ -293,6 +296,11 @@ KNE_API kne_status kne_tokenizer_load(kne_tokenizer **out, const char *path)
     }
     free(config_path);
     if (st != KNE_OK) { tokenizer_destroy(t); return st; }
+#ifdef __GLIBC__
+    /* tokenizer.json's parse tree (tens of MB of small json-c objects) is freed by now;
+       hand those pages back instead of keeping them in the heap */
+    malloc_trim(0);
+#endif
     *out = t;
     return KNE_OK;
 }

@@ -200,6 +200,30 @@ kt_tensor *kt_from_i32(kt_arena *a, const int32_t *data, int ndim, const int64_t
     }()));
 }
 
+kt_tensor *kt_empty(kt_arena *a, int ndim, const int64_t *shape, int dtype, const char *device)
+{
+    KT_GUARD_INPUTS(a, shape);
+    KT_TENSOR_OP(a, at::empty(at::IntArrayRef(shape, ndim),
+                              at::TensorOptions().dtype(kt::scalar_type(dtype)).device(kt::parse_device(device))));
+}
+
+kne_status kt_copy_rows_from_data(kt_arena *a, kt_tensor *dst, int64_t row0, int64_t n_rows, const void *data,
+                                  int src_dtype)
+{
+    if (!dst || !data) {
+        if (a) a->fail(KNE_ERR_BACKEND, "kt_copy_rows_from_data: NULL argument");
+        return KNE_ERR_BACKEND;
+    }
+    KT_STATUS_OP(a, {
+        at::NoGradGuard ng;
+        std::vector<int64_t> shape(dst->t.sizes().begin(), dst->t.sizes().end());
+        shape[0] = n_rows;
+        at::Tensor view = at::from_blob(const_cast<void *>(data), shape,
+                                        at::TensorOptions().dtype(kt::scalar_type(src_dtype)));
+        dst->t.narrow(0, row0, n_rows).copy_(view);
+    });
+}
+
 kt_tensor *kt_zeros(kt_arena *a, int ndim, const int64_t *shape, int dtype, const char *device)
 {
     KT_GUARD_INPUTS(a, shape);

@@ -52,6 +52,10 @@ void kt_manual_seed(uint64_t seed);
 kt_tensor *kt_from_data(kt_arena *a, const void *data, int src_dtype, int ndim, const int64_t *shape,
                         const char *device, int dtype);
 kt_tensor *kt_from_i32(kt_arena *a, const int32_t *data, int ndim, const int64_t *shape, const char *device);
+/* dst[row0 : row0 + n_rows] = host data (src_dtype, rows of dst's trailing shape). */
+kne_status kt_copy_rows_from_data(kt_arena *a, kt_tensor *dst, int64_t row0, int64_t n_rows, const void *data,
+                                  int src_dtype);
+kt_tensor *kt_empty(kt_arena *a, int ndim, const int64_t *shape, int dtype, const char *device);
 kt_tensor *kt_zeros(kt_arena *a, int ndim, const int64_t *shape, int dtype, const char *device);
 kt_tensor *kt_full(kt_arena *a, int ndim, const int64_t *shape, double value, int dtype, const char *device);
 kt_tensor *kt_arange(kt_arena *a, double start, double end, double step, int dtype, const char *device);
