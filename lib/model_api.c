@@ -49,13 +49,16 @@ kne_status kne_check_ids(const kne_model *m, const int32_t *ids, size_t n_ids)
     return KNE_OK;
 }
 
-/* Runs the model on one sequence under the read lock; *logits [T, V] float32 in arena a. */
-static kne_status run_logits(kne_model *m, kt_arena *a, const int32_t *ids, size_t n, kt_tensor **logits)
+/* Runs the model on one sequence under the read lock; *logits [1, T, V] float32 in
+   arena a, or [1, 1, V] for the last position only. */
+static kne_status run_logits(kne_model *m, kt_arena *a, const int32_t *ids, size_t n, int last_only, kt_tensor **logits)
 {
     int prev = kt_grad_mode(0);
     kne_model_use_threads(m);
-    pthread_rwlock_rdlock(&m->lock);
+    int64_t last = (int64_t)n - 1;
     kne_fwd f = {0};
+    if (last_only) f.positions = kt_from_data(a, &last, KT_I64, 1, (int64_t[]){1}, m->device, KT_I64);
+    pthread_rwlock_rdlock(&m->lock);
     f.ids = kne_ids_tensor(m, a, ids, 1, (int64_t)n);
     f.layer_stop = -1;
     kt_tensor *lg = kne_forward_graph(m, a, &f);
@@ -73,7 +76,7 @@ KNE_API kne_status kne_model_forward(kne_model *m, const int32_t *ids, size_t n_
     if (!logits_out) return kne_fail(KNE_ERR_INVALID_ARG, "kne_model_forward: logits_out is NULL");
     kt_arena *a = kt_arena_new();
     kt_tensor *lg = NULL;
-    kne_status s = run_logits(m, a, ids, n_ids, &lg);
+    kne_status s = run_logits(m, a, ids, n_ids, 0, &lg);
     if (s == KNE_OK) s = kt_copy_to_f32(a, lg, logits_out, n_ids * (size_t)m->cfg.n_vocab);
     if (s != KNE_OK) s = kt_arena_report(a, "forward");
     kt_arena_free(a);
@@ -88,7 +91,7 @@ KNE_API kne_status kne_model_token_logprobs(kne_model *m, const int32_t *ids, si
     if (n_ids < 2) return KNE_OK;
     kt_arena *a = kt_arena_new();
     kt_tensor *lg = NULL;
-    kne_status s = run_logits(m, a, ids, n_ids, &lg);
+    kne_status s = run_logits(m, a, ids, n_ids, 0, &lg);
     if (s == KNE_OK) {
         kt_tensor *lp = kt_log_softmax(a, kt_narrow(a, lg, 1, 0, (int64_t)n_ids - 1), -1);
         kt_tensor *next = kt_reshape(a, kne_ids_tensor(m, a, ids + 1, 1, (int64_t)n_ids - 1),
@@ -195,8 +198,8 @@ KNE_API kne_status kne_model_generate(kne_model *m, const int32_t *prompt, size_
     while (s == KNE_OK && n < n_prompt + (size_t)p.max_tokens && n < limit) {
         kt_arena *a = kt_arena_new();
         kt_tensor *all = NULL;
-        s = run_logits(m, a, seq, n, &all);
-        if (s == KNE_OK) s = kt_copy_to_f32(a, kt_narrow(a, all, 1, (int64_t)n - 1, 1), lg, V);
+        s = run_logits(m, a, seq, n, 1, &all);
+        if (s == KNE_OK) s = kt_copy_to_f32(a, all, lg, V);
         if (s != KNE_OK) s = kt_arena_report(a, "generate");
         kt_arena_free(a);
         if (s != KNE_OK) break;
