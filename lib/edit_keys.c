@@ -30,6 +30,7 @@ typedef struct key_rec {
     kt_tensor *pos;              /* int64 positions to keep of the current sequence */
     kt_tensor ***lists;          /* per target, growing list of [k, d_in] tensors */
     int *counts;
+    int *done;                   /* per target: entries already reduced to a source basis */
 } key_rec;
 
 static kt_tensor *record_fn(void *ctx, kt_arena *a, int layer, int module, kt_tensor *z, kt_tensor *x)
@@ -94,6 +95,20 @@ static void record_context(const kne_model *m, kt_arena *a, key_rec *r, const kn
     free(ids);
 }
 
+/* Replaces the keys recorded since the last call (one source: context, generic or
+   neighbours) by the rows of their basis, cut at preserve_tol relative to this source's
+   largest singular value, so one source's large keys cannot push another's below the cut. */
+static void reduce_source(const kne_editor *ed, kt_arena *a, key_rec *r)
+{
+    for (int t = 0; t < ed->n_targets; t++) {
+        int from = r->done[t], n = r->counts[t] - from;
+        if (n <= 0) continue;
+        kt_tensor *u = kt_row_basis(a, kt_cat(a, r->lists[t] + from, n, 0), ed->params.preserve_tol);
+        r->lists[t][from] = kt_transpose(a, u, 0, 1); /* [r, d_in] */
+        r->counts[t] = r->done[t] = from + 1;
+    }
+}
+
 static size_t max_sequences(const kne_editor *ed, size_t n_facts)
 {
     const kne_edit_params *p = &ed->params;
@@ -113,7 +128,7 @@ kne_status kne_edit_key_basis(const kne_editor *ed, kt_arena *a, const kne_fact 
     size_t cap = max_sequences(ed, n_facts);
     if (cap == 0) return KNE_OK;
     int *slot = malloc(sizeof(int) * (size_t)m->cfg.n_layer * KNE_N_MODULES);
-    int *counts = calloc((size_t)nt, sizeof(int));
+    int *counts = calloc((size_t)nt * 2, sizeof(int)), *done = counts ? counts + nt : NULL;
     kt_tensor ***lists = calloc((size_t)nt, sizeof *lists);
     kne_status s = slot && counts && lists ? KNE_OK : kne_fail(KNE_ERR_OUT_OF_MEMORY, "preserved keys: out of memory");
     for (int t = 0; s == KNE_OK && t < nt; t++)
@@ -121,11 +136,13 @@ kne_status kne_edit_key_basis(const kne_editor *ed, kt_arena *a, const kne_fact 
     if (s == KNE_OK) {
         for (int i = 0; i < m->cfg.n_layer * KNE_N_MODULES; i++) slot[i] = -1;
         for (int t = 0; t < nt; t++) slot[ed->targets[t].layer * KNE_N_MODULES + ed->targets[t].module] = t;
-        key_rec r = {ed, slot, NULL, lists, counts};
+        key_rec r = {ed, slot, NULL, lists, counts, done};
         int prev = kt_grad_mode(0);
         for (size_t i = 0; i < n_facts && (p->preserve & KNE_PRESERVE_CONTEXT); i++) record_context(m, a, &r, &facts[i]);
+        reduce_source(ed, a, &r);
         for (size_t i = 0; i < kne_n_generic_prompts && (p->preserve & KNE_PRESERVE_GENERIC); i++)
             record_text(m, a, &r, kne_generic_prompts[i]);
+        reduce_source(ed, a, &r);
         for (size_t i = 0; i < n_facts && (p->preserve & KNE_PRESERVE_NEIGHBOURS); i++) {
             int used = 0;
             for (size_t k = 0; k < p->n_neighbour_subjects && used < p->n_neighbours; k++) {
@@ -137,8 +154,14 @@ kne_status kne_edit_key_basis(const kne_editor *ed, kt_arena *a, const kne_fact 
                 used++;
             }
         }
+        reduce_source(ed, a, &r);
+        /* the union of the sources' bases, orthonormalised */
         for (int t = 0; t < nt; t++)
-            if (counts[t] > 0) basis[t] = kt_row_basis(a, kt_cat(a, lists[t], counts[t], 0), p->preserve_tol);
+            if (counts[t] > 0) {
+                kt_tensor *u = counts[t] == 1 ? kt_transpose(a, lists[t][0], 0, 1)
+                                              : kt_row_basis(a, kt_cat(a, lists[t], counts[t], 0), 1e-4);
+                basis[t] = kt_size(u, 1) > 0 ? u : NULL;
+            }
         kt_grad_mode(prev);
         s = kt_arena_report(a, "kne_apply: preserved keys");
     }
