@@ -325,7 +325,8 @@ typedef struct kne_edit_params {
     void *progress_user_data;
 } kne_edit_params;
 /* Defaults: alpha 1, lr 1e-2, max_steps 25, stop_loss 0, weight_decay 0,
-   preserve KNE_PRESERVE_CONTEXT, preserve_tol 0.1, no neighbour term (n_neighbours 5).
+   preserve KNE_PRESERVE_CONTEXT | KNE_PRESERVE_NEIGHBOURS (the latter only acts when
+   neighbour_subjects are given), preserve_tol 0.1, no KL term (n_neighbours 5).
    preserve = 0 with kne_locate keep = 0.01 is the paper's plain recipe. */
 KNE_API kne_edit_params kne_edit_default_params(void);
 

@@ -28,7 +28,7 @@ KNE_API kne_edit_params kne_edit_default_params(void)
     p.max_steps = 25;
     p.stop_loss = 0.0;
     p.weight_decay = 0.0;
-    p.preserve = KNE_PRESERVE_CONTEXT;
+    p.preserve = KNE_PRESERVE_CONTEXT | KNE_PRESERVE_NEIGHBOURS;
     p.preserve_tol = 0.1;
     p.neighbour_weight = 0.0;
     p.n_neighbours = 5;
