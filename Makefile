@@ -46,6 +46,14 @@ CXXFLAGS_SHIM := -std=c++17 $(OPT) -Wall -Wextra -Wno-unused-parameter -fPIC -fv
 
 LIBS := $(TORCH_LIBS) $(shell pkg-config --libs json-c libpcre2-8 libutf8proc 2>/dev/null || echo -ljson-c -lpcre2-8 -lutf8proc) -lm -lpthread
 
+# DEPS_DIR: a root where the Debian packages of json-c, PCRE2 and utf8proc were unpacked
+# (scripts/prepare-device.sh), for machines without them installed (the GPU machine).
+ifdef DEPS_DIR
+DEPS_LIBDIR := $(DEPS_DIR)/usr/lib/x86_64-linux-gnu
+CFLAGS_LIB += -I$(DEPS_DIR)/usr/include -I$(DEPS_DIR)/usr/include/json-c
+LIBS += -L$(DEPS_LIBDIR) -Wl,-rpath,$(DEPS_LIBDIR)
+endif
+
 LIB_SRC := $(wildcard lib/*.c)
 SHIM_SRC := $(wildcard shim/*.cpp)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/obj/%.o)
