@@ -18,13 +18,15 @@ import weakref
 from ctypes import byref, c_char_p, c_size_t
 from dataclasses import dataclass
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
-                    Tuple, Union)
+                    Tuple, TypeVar, Union)
 
 import numpy as np
 
 from . import _lib as L
 from ._handle import Handle
 from .errors import KneError, Status
+
+_C = TypeVar("_C", bound="_Closable")
 
 __all__ = ["Model", "Ensemble", "Editor", "EditReport", "Fact", "FactLike", "MODULES",
            "module_bit", "module_name"]
@@ -166,6 +168,26 @@ def _modules(modules: Union[str, int, Iterable[Union[str, int]]]) -> int:
     return bits
 
 
+class _Closable:
+    """Context-manager and finaliser behaviour shared by Model, Ensemble and Editor:
+    each defines close(); leaving a with-block or being collected calls it."""
+
+    def close(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown or a half-built object
+            pass
+
+
 class _Progress:
     """Wraps a Python progress callable as a kne_progress_fn, remembering an exception."""
 
@@ -245,7 +267,7 @@ def _facts(facts: Any) -> Tuple[Any, int, list]:
 
 # -------------------------------------------------------------------- model
 
-class Model:
+class Model(_Closable):
     """A causal LM loaded by libkne (Llama, GPT-J, GPT-2 Hugging Face checkpoints).
 
     Args:
@@ -302,18 +324,6 @@ class Model:
     def closed(self) -> bool:
         """True once :meth:`close` ran."""
         return self._h is None or self._h.closed
-
-    def __enter__(self) -> "Model":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
     def _use(self):
         if self._h is None:
@@ -538,7 +548,7 @@ def _as_model(model: Any) -> Model:
 
 # ----------------------------------------------------------------- ensemble
 
-class Ensemble:
+class Ensemble(_Closable):
     """A set of neurons (rows of linear maps) found by :meth:`Model.locate`, loaded
     with :meth:`load`, built with :meth:`from_rows` or merged with ``|``."""
 
@@ -589,18 +599,6 @@ class Ensemble:
     def closed(self) -> bool:
         """True once closed (or its model was closed)."""
         return self._h.closed
-
-    def __enter__(self) -> "Ensemble":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
 
     @property
     def size(self) -> int:
@@ -702,7 +700,7 @@ def _preserve(value: Union[int, str, Iterable[str]]) -> int:
     return bits
 
 
-class Editor:
+class Editor(_Closable):
     """Trains and writes KNE edits on a model's ensemble neurons (see
     :meth:`Model.editor`). Edits revert LIFO with :meth:`revert`; closing the editor
     keeps its applied edits in the model.
@@ -805,18 +803,6 @@ class Editor:
     def closed(self) -> bool:
         """True once closed (or its model was closed)."""
         return self._h is None or self._h.closed
-
-    def __enter__(self) -> "Editor":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
 
     def __repr__(self) -> str:
         return "<kne.Editor closed>" if self.closed else f"<kne.Editor {self.n_applied} applied>"
