@@ -24,6 +24,18 @@ char *kne_replace_subject(const char *prompt, const char *subject, const char *o
     return out;
 }
 
+size_t kne_neighbour_prompts(const kne_edit_params *p, const kne_fact *f, char **out)
+{
+    size_t used = 0;
+    for (size_t k = 0; k < p->n_neighbour_subjects && used < (size_t)p->n_neighbours; k++) {
+        if (f->subject && !strcmp(p->neighbour_subjects[k], f->subject)) continue;
+        char *text = kne_replace_subject(f->prompt, f->subject, p->neighbour_subjects[k]);
+        if (!text) break;
+        out[used++] = text;
+    }
+    return used;
+}
+
 typedef struct key_rec {
     const kne_editor *ed;
     const int *slot;             /* [n_layer * 7] -> target or -1 */
@@ -143,17 +155,15 @@ kne_status kne_edit_key_basis(const kne_editor *ed, kt_arena *a, const kne_fact 
         for (size_t i = 0; i < kne_n_generic_prompts && (p->preserve & KNE_PRESERVE_GENERIC); i++)
             record_text(m, a, &r, kne_generic_prompts[i]);
         reduce_source(ed, a, &r);
-        for (size_t i = 0; i < n_facts && (p->preserve & KNE_PRESERVE_NEIGHBOURS); i++) {
-            int used = 0;
-            for (size_t k = 0; k < p->n_neighbour_subjects && used < p->n_neighbours; k++) {
-                if (facts[i].subject && !strcmp(p->neighbour_subjects[k], facts[i].subject)) continue;
-                char *text = kne_replace_subject(facts[i].prompt, facts[i].subject, p->neighbour_subjects[k]);
-                if (!text) break;
-                record_text(m, a, &r, text);
-                free(text);
-                used++;
+        char **texts = p->n_neighbours > 0 ? calloc((size_t)p->n_neighbours, sizeof(char *)) : NULL;
+        for (size_t i = 0; texts && i < n_facts && (p->preserve & KNE_PRESERVE_NEIGHBOURS); i++) {
+            size_t n = kne_neighbour_prompts(p, &facts[i], texts);
+            for (size_t k = 0; k < n; k++) {
+                record_text(m, a, &r, texts[k]);
+                free(texts[k]);
             }
         }
+        free(texts);
         reduce_source(ed, a, &r);
         /* the union of the sources' bases, orthonormalised */
         for (int t = 0; t < nt; t++)

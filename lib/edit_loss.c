@@ -35,22 +35,19 @@ static kne_status neighbour_init(kne_edit_loss *L, kt_arena *a, const kne_fact *
     if (cap == 0) return KNE_OK;
     int32_t **seqs = calloc(cap, sizeof *seqs);
     size_t *lens = calloc(cap, sizeof *lens);
-    kne_status s = seqs && lens ? KNE_OK : kne_fail(KNE_ERR_OUT_OF_MEMORY, "kne_apply: out of memory");
+    char **texts = calloc((size_t)p->n_neighbours, sizeof(char *));
+    kne_status s = seqs && lens && texts ? KNE_OK : kne_fail(KNE_ERR_OUT_OF_MEMORY, "kne_apply: out of memory");
     for (size_t i = 0; s == KNE_OK && i < n_facts; i++) {
-        int used = 0;
-        for (size_t j = 0; s == KNE_OK && j < p->n_neighbour_subjects && used < p->n_neighbours; j++) {
-            if (facts[i].subject && !strcmp(p->neighbour_subjects[j], facts[i].subject)) continue;
-            char *text = kne_replace_subject(facts[i].prompt, facts[i].subject, p->neighbour_subjects[j]);
-            if (!text) break;
-            s = kne_tokenize_alloc(m, text, 1, &seqs[k], &lens[k]);
-            free(text);
-            if (s == KNE_OK && (lens[k] == 0 || lens[k] > (size_t)m->cfg.n_ctx)) {
-                free(seqs[k]);
-                continue;
-            }
-            if (s == KNE_OK) k++, used++;
+        size_t n = kne_neighbour_prompts(p, &facts[i], texts);
+        for (size_t j = 0; j < n; j++) {
+            if (s == KNE_OK) s = kne_tokenize_alloc(m, texts[j], 1, &seqs[k], &lens[k]);
+            free(texts[j]);
+            if (s != KNE_OK) continue;
+            if (lens[k] == 0 || lens[k] > (size_t)m->cfg.n_ctx) free(seqs[k]); /* a neighbour too long for the context: skipped */
+            else k++;
         }
     }
+    free(texts);
     if (s == KNE_OK && k > 0) {
         int64_t T = 0, K = (int64_t)k;
         L->nb_ids = pad_batch(m, a, seqs, lens, k, &T);

@@ -49,7 +49,7 @@ kne_status kne_fact_encode(const kne_model *m, const kne_fact *f, size_t which, 
     free(full);
     if (s != KNE_OK) {
         free(p);
-        kne_error_prefix(which == (size_t)-1 ? "fact" : "fact tokenization");
+        kne_error_prefix("fact tokenization");
         return s;
     }
     free(p);
